@@ -1,0 +1,101 @@
+"""seer.config: recipe defaults, command-line overrides, strict keys and types, resolved-config round trip."""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+import yaml
+
+from seer.config import parse, save_config
+from seer.errors import SeerError
+
+
+@dataclass
+class ModelArgs:
+    backend: Literal["janus", "harmon"] = field(default="janus", metadata={"help": "backend"})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
+
+
+@dataclass
+class RunArgs:
+    learning_rate: float = field(default=1e-5, metadata={"help": "lr"})
+    output_dir: str | None = field(default=None, metadata={"help": "out"})
+    resume: bool = field(default=False, metadata={"help": "resume"})
+    targets: list[str] = field(default_factory=lambda: ["q_proj"], metadata={"help": "targets"})
+
+    def __post_init__(self):
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+TYPES = (ModelArgs, RunArgs)
+
+
+def write(tmp_path, text):
+    p = tmp_path / "recipe.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_defaults_without_recipe():
+    m, r = parse([], TYPES)
+    assert (m.backend, m.lora_r, r.learning_rate, r.resume, r.targets) == ("janus", 8, 1e-5, False, ["q_proj"])
+
+
+def test_recipe_sets_defaults_and_cli_overrides(tmp_path):
+    recipe = write(tmp_path, "backend: harmon\nlora_r: 16\nlearning_rate: 1e-4\ntargets: [a, b]\n")
+    m, r = parse(["--config", recipe, "--lora_r", "32"], TYPES)
+    assert m.backend == "harmon"  # from the recipe
+    assert m.lora_r == 32  # the command line wins
+    assert r.learning_rate == pytest.approx(1e-4)  # PyYAML reads "1e-4" as a string; coerced to float
+    assert r.targets == ["a", "b"]
+    _, r2 = parse(["--config", recipe, "--resume"], TYPES)
+    assert r2.resume is True
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("lora_rank: 8\n", "unknown key 'lora_rank'"),
+        ("lora_r: eight\n", "key 'lora_r': expected an integer"),
+        ("lora_r: true\n", "key 'lora_r': expected an integer"),
+        ("backend: chameleon\n", "key 'backend': expected one of ['janus', 'harmon']"),
+        ("resume: 1\n", "key 'resume': expected true or false"),
+        ("learning_rate: fast\n", "key 'learning_rate': expected a number"),
+        ("targets: q_proj\n", "key 'targets': expected a list"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("a: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_bad_recipe_names_file_and_key(tmp_path, text, needle):
+    recipe = write(tmp_path, text)
+    with pytest.raises(SeerError) as e:
+        parse(["--config", recipe], TYPES)
+    msg = str(e.value)
+    assert needle in msg and recipe in msg and "\n" not in msg
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(SeerError, match="recipe file not found"):
+        parse(["--config", str(tmp_path / "nope.yaml")], TYPES)
+
+
+def test_unknown_cli_option_and_bad_cli_value():
+    with pytest.raises(SeerError, match="unknown option '--lora_rank'"):
+        parse(["--lora_rank", "4"], TYPES)
+    with pytest.raises(SeerError, match="invalid int value"):
+        parse(["--lora_r", "four"], TYPES)
+
+
+def test_post_init_check_becomes_seer_error():
+    with pytest.raises(SeerError, match="learning_rate must be > 0"):
+        parse(["--learning_rate", "-1"], TYPES)
+
+
+def test_saved_config_reruns_to_the_same_values(tmp_path):
+    first = parse(["--backend", "harmon", "--learning_rate", "3e-4", "--targets", "x", "y"], TYPES)
+    path = save_config(tmp_path / "run", *first)
+    assert yaml.safe_load(path.read_text())["learning_rate"] == pytest.approx(3e-4)
+    again = parse(["--config", str(path)], TYPES)
+    assert again == first
+    assert not list((tmp_path / "run").glob("*.tmp"))  # atomic write leaves no temp file
