@@ -1,0 +1,31 @@
+"""The answer format every SEER role writes: ``<think> reasoning </think> <answer> answer </answer>``.
+
+It is the format of the paper's evaluator (DeepSeek-R1 style tags), and we use it for the reprompter too:
+the reasoning is free text, the answer is what gets checked (Yes/No for the evaluator, a literal
+descriptor for the reprompter). Parsing is strict on purpose: a pilot found that every slack in a parser
+(text after the answer, repeated closing tags) was exploited by RL within a hundred steps.
+"""
+
+from __future__ import annotations
+
+import re
+
+THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
+FORMAT_WORDS: tuple[str, ...] = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE, "Yes", "No")
+
+# Exactly one think block then exactly one answer block, nothing before or after (whitespace aside).
+_STRICT = re.compile(r"\s*<think>(?P<think>(?:(?!<think>|</think>|<answer>|</answer>).)*)</think>\s*"
+                     r"<answer>(?P<answer>(?:(?!<think>|</think>|<answer>|</answer>).)*)</answer>\s*", re.DOTALL)
+
+
+def format_answer(think: str, answer: str) -> str:
+    """``<think> think </think> <answer> answer </answer>`` with single spaces (what a word tokenizer decodes to)."""
+    return f"{THINK_OPEN} {think} {THINK_CLOSE} {ANSWER_OPEN} {answer} {ANSWER_CLOSE}"
+
+
+def parse_answer(text: str) -> tuple[str, str] | None:
+    """(think, answer), stripped, if `text` is exactly one think block and one answer block; else None."""
+    m = _STRICT.fullmatch(text)
+    if m is None:
+        return None
+    return m.group("think").strip(), m.group("answer").strip()

@@ -1,0 +1,214 @@
+"""The pre-training corpus of the embedded UMM: what the model may know before SEER starts.
+
+WORLD.md fixes the rule: generation is trained on literal prompts only, concepts are learned only through
+understanding, and nothing here is a comparison, an instruction or a reprompt (those are SEER's to teach).
+The tasks, each a generator of `Example`s:
+
+- ``t2i``: literal prompt -> image (objects sometimes listed out of cell order: reprompts may do that).
+- ``caption``: image -> its literal prompt.
+- ``vqa``: single-image yes/no questions ("is there a red circle?", "does the image show <prompt>?"),
+  answered in the SEER format ``<think> the image shows ... </think> <answer> Yes </answer>``: the
+  instruction-tuned habits (a format, reasoning before answering) a paper-scale base model already has.
+- ``knowledge``: text questions about concepts, answered with the definition in the think block
+  ("<think> icy means white , cyan and blue </think> ..."), so a policy can reuse it in its own reasoning.
+- ``concept_vqa``: "does this scene look icy?" answered by recalling the fact, then using it on the image.
+- ``rewrite``: "rewrite the prompt : <literal>" -> a paraphrase (objects reordered) in the answer format;
+  some rewrites change one attribute at random, which keeps sampling entropy for RL to explore, and some
+  think blocks recall a concept the scene happens to show ("recall, then use" without any instruction).
+
+Text-only examples are packed into documents of 1-3 turns, so each fact is also seen after unrelated
+context (a pilot found facts learned in a single QA frame could not be recalled in the RL prompt).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from seer.formats import FORMAT_WORDS, format_answer
+from seer.worlds.shapeworld.concepts import LEXICON, Concept, qa_pairs, scene_has_concept, vocabulary
+from seer.worlds.shapeworld.grammar import describe, describe_object
+from seer.worlds.shapeworld.items import elaborate, perturb_scene
+from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Scene, random_scene
+
+# Task mixture of one pre-training step (fractions of examples). t2i dominates: it is the hardest to learn.
+TASK_WEIGHTS: dict[str, float] = {
+    "t2i": 0.45,
+    "caption": 0.1,
+    "vqa": 0.12,
+    "knowledge": 0.1,
+    "concept_vqa": 0.1,
+    "rewrite": 0.13,
+}
+IMAGE_TASKS = ("caption", "vqa", "concept_vqa")  # tasks with an image in the user's turn
+TEXT_TASKS = ("knowledge", "rewrite")  # packed into multi-turn documents
+CAPTION_QUESTIONS = ("describe the image .", "what does this image show ?", "write the prompt of this image .")
+REWRITE_QUESTION = "rewrite the prompt : {prompt}"
+MAX_DOC_TURNS = 3
+REWRITE_EDIT_RATE = 0.2  # rewrites that change one attribute (sampling entropy for RL)
+NUMBER_WORDS = ("zero", "one", "two", "three", "four")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One pre-training document.
+
+    Attributes:
+        task: one of TASK_WEIGHTS.
+        prompt: the user's text. For t2i, the literal prompt the image is generated from.
+        target: the assistant's answer (empty for t2i, whose target is the image).
+        scenes: the images (as scenes, rendered by the trainer): shown in the user's turn for image tasks, the
+            image to generate for t2i.
+        context: earlier (prompt, target) turns of the same document, also trained on (packed text documents).
+    """
+
+    task: str
+    prompt: str
+    target: str = ""
+    scenes: tuple[Scene, ...] = ()
+    context: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+def shuffled_text(scene: Scene, rng: random.Random) -> str:
+    """The scene's literal prompt with its objects in random order (the grammar reads any order)."""
+    objs = list(scene.objects)
+    rng.shuffle(objs)
+    parts = [describe_object(o) for o in objs]
+    body = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"{body} on a {scene.background} background"
+
+
+def _scene(rng: random.Random) -> Scene:
+    # 1-4 objects, weighted towards more objects: multi-object scenes are the hard part of generation.
+    return random_scene(rng, n_objects=rng.choices((1, 2, 3, 4), weights=(2, 3, 3, 2))[0])
+
+
+def _t2i(rng: random.Random) -> Example:
+    scene = _scene(rng)
+    text = shuffled_text(scene, rng) if rng.random() < 0.3 else describe(scene)
+    return Example("t2i", text, scenes=(scene,))
+
+
+def _caption(rng: random.Random) -> Example:
+    scene = _scene(rng)
+    return Example("caption", rng.choice(CAPTION_QUESTIONS), describe(scene), (scene,))
+
+
+def _shows(scene: Scene) -> str:
+    return f"the image shows {describe(scene)}"
+
+
+def _vqa(rng: random.Random) -> Example:
+    scene = _scene(rng)
+    kind = rng.choice(("object", "background", "place", "prompt"))
+    obj = rng.choice(scene.objects)
+    yes = rng.random() < 0.5
+    if kind == "object":
+        shape, color = obj.shape, obj.color
+        if not yes:
+            color = rng.choice([c for c in COLORS if c != color])
+        yes = any(o.shape == shape and o.color == color for o in scene.objects)
+        question = f"is there a {color} {shape} ?"
+    elif kind == "background":
+        color = scene.background if yes else rng.choice([c for c in COLORS if c != scene.background])
+        question = f"is the background {color} ?"
+    elif kind == "place":
+        pos = obj.pos if yes else rng.choice([p for p in POSITIONS if p != obj.pos])
+        yes = any(o.shape == obj.shape and o.pos == pos for o in scene.objects)
+        question = f"is there a {obj.shape} at the {pos} ?"
+    else:
+        shown = scene if yes else perturb_scene(scene, rng)
+        question = f"does the image show {shuffled_text(shown, rng)} ?"
+    return Example("vqa", question, format_answer(_shows(scene), "Yes" if yes else "No"), (scene,))
+
+
+def _knowledge_turn(concept: Concept, rng: random.Random) -> tuple[str, str]:
+    question, answer = rng.choice(qa_pairs(concept))
+    return question, format_answer(concept.definition, answer)
+
+
+def _positive_scene(concept: Concept, rng: random.Random) -> Scene:
+    """A scene that shows `concept`: a random prompt elaborated by the world's own gold editor."""
+    while True:
+        prompt = random_scene(rng, max_objects=3)
+        subject = rng.choice(prompt.objects) if concept.rule.subject_based else None
+        scene = elaborate(prompt, subject, [concept], rng)
+        if scene is not None and scene_has_concept(scene, concept):
+            return scene
+
+
+def _concept_vqa(rng: random.Random) -> Example:
+    concept = rng.choice(LEXICON)
+    if rng.random() < 0.5:
+        scene = _positive_scene(concept, rng)
+    else:
+        scene = _scene(rng)
+    answer = "Yes" if scene_has_concept(scene, concept) else "No"
+    think = f"{concept.definition} . {_shows(scene)}"
+    return Example("concept_vqa", concept.scene_question, format_answer(think, answer), (scene,))
+
+
+def _rewrite_turn(rng: random.Random) -> tuple[str, str]:
+    scene = _scene(rng) if rng.random() < 0.7 else _positive_scene(rng.choice(LEXICON), rng)
+    output = perturb_scene(scene, rng) if rng.random() < REWRITE_EDIT_RATE else scene
+    shown = [c for c in LEXICON if scene_has_concept(scene, c)]
+    if shown and rng.random() < 0.5:
+        concept = rng.choice(shown)
+        think = f"{concept.definition} . the prompt looks {concept.name}"
+    else:
+        n = len(scene.objects)
+        think = f"the prompt has {NUMBER_WORDS[n]} shape{'s' if n > 1 else ''} on a {scene.background} background"
+    prompt = REWRITE_QUESTION.format(prompt=shuffled_text(scene, rng) if rng.random() < 0.5 else describe(scene))
+    return prompt, format_answer(think, shuffled_text(output, rng))
+
+
+def _text_document(task: str, rng: random.Random) -> Example:
+    turns = []
+    for _ in range(rng.randint(1, MAX_DOC_TURNS)):
+        kind = task if not turns else rng.choice(TEXT_TASKS)
+        turns.append(_knowledge_turn(rng.choice(LEXICON), rng) if kind == "knowledge" else _rewrite_turn(rng))
+    rng.shuffle(turns)
+    (prompt, target), context = turns[-1], tuple(turns[:-1])
+    return Example(task, prompt, target, context=context)
+
+
+def sample_example(task: str, rng: random.Random) -> Example:
+    """One example of `task` (a key of TASK_WEIGHTS)."""
+    if task == "t2i":
+        return _t2i(rng)
+    if task == "caption":
+        return _caption(rng)
+    if task == "vqa":
+        return _vqa(rng)
+    if task == "concept_vqa":
+        return _concept_vqa(rng)
+    if task in TEXT_TASKS:
+        return _text_document(task, rng)
+    raise ValueError(f"unknown pre-training task {task!r}; expected one of {list(TASK_WEIGHTS)}")
+
+
+def sample_tasks(n: int, rng: random.Random, weights: dict[str, float] = TASK_WEIGHTS) -> list[str]:
+    """`n` task names drawn from the mixture."""
+    return rng.choices(list(weights), weights=list(weights.values()), k=n)
+
+
+def corpus_words() -> list[str]:
+    """Every word the corpus, the VIE items and SEER's own prompts can contain, sorted (the tokenizer's vocabulary).
+
+    SEER's question and instruction wording is included so that its prompts never hit <unk>, though the
+    pre-training corpus itself contains no instruction or comparison.
+    """
+    seer_prompts = (
+        "does the first image match the prompt better than the second image ? "
+        "does the first image match the instruction better than the second image ? "
+        "compare how well each image matches the instruction . prompt instruction : ; "
+        "the image shows has shapes shape looks on a background rewrite describe what this write of is there "
+        "then after that also i would like want could let version hues here everything "
+        "zero one two three four five six seven eight nine first second"
+    )
+    words = set(vocabulary()) | set(seer_prompts.split()) | set(FORMAT_WORDS)
+    for text in CAPTION_QUESTIONS + (REWRITE_QUESTION.format(prompt=""),):
+        words |= set(text.split())
+    words |= set(COLORS) | set(SHAPES) | set(SIZES) | {w for p in POSITIONS for w in p.split()}
+    words |= {"a", "an", "the", "at", "on", "and", ",", "?", ".", ":", "background", "shapes"}
+    return sorted(words)

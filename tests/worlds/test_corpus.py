@@ -1,0 +1,122 @@
+"""The pre-training corpus: answers are true of their images, no SEER task leaks in, every word is in the vocabulary."""
+
+import random
+import re
+
+import pytest
+
+from seer.formats import parse_answer
+from seer.worlds.shapeworld.concepts import LEXICON, get_concept, phrasing_texts, scene_has_concept
+from seer.worlds.shapeworld.corpus import TASK_WEIGHTS, corpus_words, sample_example, sample_tasks, shuffled_text
+from seer.worlds.shapeworld.grammar import parse
+from seer.worlds.shapeworld.scene import random_scene
+
+
+@pytest.fixture(scope="module")
+def examples():
+    rng = random.Random(0)
+    return [sample_example(task, rng) for task in sample_tasks(1500, rng)]
+
+
+def texts_of(example):
+    yield example.prompt
+    yield example.target
+    for p, t in example.context:
+        yield p
+        yield t
+
+
+def test_shuffled_text_describes_the_same_scene():
+    rng = random.Random(1)
+    for _ in range(200):
+        scene = random_scene(rng, max_objects=4)
+        assert parse(shuffled_text(scene, rng)) == scene
+
+
+def test_every_word_is_in_the_vocabulary(examples):
+    vocab = set(corpus_words())
+    for ex in examples:
+        for text in texts_of(ex):
+            words = re.sub(r"([,.?;:])", r" \1 ", text).split()
+            assert set(words) <= vocab, (text, set(words) - vocab)
+
+
+def test_no_instruction_or_comparison_is_ever_in_the_corpus(examples):
+    """The cognitive gap is built on purpose: the corpus holds no instruction, reprompt of one, or image pair."""
+    phrasings = {p for c in LEXICON for p in phrasing_texts(c)}
+    for ex in examples:
+        assert len(ex.scenes) <= 1
+        for text in texts_of(ex):
+            assert "instruction" not in text and "better than" not in text and "second image" not in text
+            assert not any(p in text for p in phrasings), text
+
+
+def test_vqa_answers_are_true_of_the_image(examples):
+    checked = 0
+    for ex in (e for e in examples if e.task == "vqa"):
+        scene = ex.scenes[0]
+        think, answer = parse_answer(ex.target)
+        assert think.startswith("the image shows ") and parse(think[len("the image shows ") :]) == scene
+        if m := re.fullmatch(r"is there a (\w+) (\w+) \?", ex.prompt):
+            truth = any(o.color == m[1] and o.shape == m[2] for o in scene.objects)
+        elif m := re.fullmatch(r"is the background (\w+) \?", ex.prompt):
+            truth = scene.background == m[1]
+        elif m := re.fullmatch(r"is there a (\w+) at the ([\w ]+) \?", ex.prompt):
+            truth = any(o.shape == m[1] and o.pos == m[2] for o in scene.objects)
+        else:
+            m = re.fullmatch(r"does the image show (.+) \?", ex.prompt)
+            truth = parse(m[1]) == scene
+        assert answer == ("Yes" if truth else "No"), ex
+        checked += 1
+    assert checked > 100
+
+
+def test_concept_answers_recall_the_definition_then_use_it(examples):
+    by_question = {c.scene_question: c for c in LEXICON}
+    answers = []
+    for ex in (e for e in examples if e.task == "concept_vqa"):
+        concept = by_question[ex.prompt]
+        think, answer = parse_answer(ex.target)
+        assert think.startswith(concept.definition + " . the image shows ")
+        assert answer == ("Yes" if scene_has_concept(ex.scenes[0], concept) else "No")
+        answers.append(answer)
+    # Both answers are common, so the model cannot learn a constant.
+    assert 0.3 < answers.count("Yes") / len(answers) < 0.7
+
+
+def test_knowledge_answers_state_the_definition(examples):
+    icy = get_concept("icy")
+    turns = [t for e in examples if not e.scenes for t in ((e.prompt, e.target), *e.context)]
+    for prompt, target in turns:
+        if prompt.startswith("rewrite the prompt : "):
+            continue
+        think, _ = parse_answer(target)
+        assert any(think == c.definition for c in LEXICON)
+    assert any(parse_answer(t)[0] == icy.definition for p, t in turns if not p.startswith("rewrite"))
+
+
+def test_rewrites_mostly_keep_the_scene_and_otherwise_change_one_attribute(examples):
+    same = changed = 0
+    for prompt, target in (t for e in examples for t in ((e.prompt, e.target), *e.context)):
+        if not prompt.startswith("rewrite the prompt : "):
+            continue
+        source = parse(prompt[len("rewrite the prompt : ") :])
+        out = parse(parse_answer(target)[1])
+        if out == source:
+            same += 1
+        else:
+            changed += 1
+            a, b = source, out
+            # One attribute changed: background only, or exactly one object differs.
+            diff_objects = set(a.objects) ^ set(b.objects)
+            assert (a.background != b.background and not diff_objects) or (
+                a.background == b.background and len(diff_objects) == 2
+            )
+    assert 0.7 < same / (same + changed) < 0.9
+
+
+def test_task_mixture_and_determinism():
+    assert abs(sum(TASK_WEIGHTS.values()) - 1) < 1e-9
+    a = [sample_example(t, random.Random(5)) for t in TASK_WEIGHTS]
+    b = [sample_example(t, random.Random(5)) for t in TASK_WEIGHTS]
+    assert a == b
