@@ -21,6 +21,8 @@ from seer.errors import SeerError
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("seer.data.build", "build the VIE training/evaluation sets, or --validate a VIE file"),
     "env": ("seer.env", "print the versions of seer, python, torch and the HF libraries"),
+    "rlvr": ("seer.train.rlvr", "stage 1: train the evaluator adapter with verifiable rewards (GRPO + curriculum)"),
+    "eval": ("seer.eval.command", "evaluate a model on ShapeWorld: --suite base (more suites later)"),
 }
 
 USAGE = "usage: seer <command> [--config recipe.yaml] [--key value ...] [--debug]\n\ncommands:\n" + "\n".join(
