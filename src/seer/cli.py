@@ -21,6 +21,7 @@ from seer.errors import SeerError
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("seer.data.build", "build the VIE training/evaluation sets, or --validate a VIE file"),
     "env": ("seer.env", "print the versions of seer, python, torch and the HF libraries"),
+    "pretrain": ("seer.train.pretrain", "pre-train the embedded ShapeWorld UMM (VQ tokenizer, then LM)"),
     "rlvr": ("seer.train.rlvr", "stage 1: train the evaluator adapter with verifiable rewards (GRPO + curriculum)"),
     "eval": ("seer.eval.command", "evaluate a model on ShapeWorld: --suite base (more suites later)"),
 }

@@ -70,6 +70,7 @@ class LiteralStub:
     captions by reading the image, answers concept questions as taught, and round-trips images exactly."""
 
     image_size = 32
+    default_guidance_scale = 3.0  # what the suite must use when --guidance_scale is not given
 
     def __init__(self):
         self.image_calls = []  # (prompts, seeds, guidance_scale, do_sample, temperature) per call
@@ -366,7 +367,9 @@ def test_base_suite_on_the_literal_stub_passes_every_target_and_writes_outputs(t
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk["figures"]["t2i_3_objects"]["target"] == ">= 0.75"
     assert on_disk["figures"]["t2i_3_objects"]["n"] == 2 and on_disk["figures"]["knowledge_qa"]["n"] == 3
-    assert on_disk["figures"]["vie_gold_passed"]["guidance_scale"] == 5.0
+    # No --guidance_scale: the model's own default is used for every image, and recorded.
+    assert on_disk["figures"]["vie_gold_passed"]["guidance_scale"] == 3.0
+    assert {call[2] for call in model.image_calls} == {3.0}
     lines = (tmp_path / "samples.jsonl").read_text().splitlines()
     assert len(lines) == 2 + 2 + 2 + 3 + 2 + 2 + 2
     # 5 image rows (t2i x2, naive, gold, vq) of 2 images of 32 px, scaled x2 with 2 px padding.

@@ -78,7 +78,10 @@ class EvalArgs:
         metadata={"help": "VIE JSONL with spec and gold (e.g. seer data's eval.jsonl) instead of generated items."},
     )
     n_vq: int = field(default=500, metadata={"help": "Rendered scenes (1-4 objects) for the tokenizer round trip."})
-    guidance_scale: float = field(default=5.0, metadata={"help": "Classifier-free guidance of image generation."})
+    guidance_scale: float | None = field(
+        default=None,
+        metadata={"help": "Classifier-free guidance of image generation (default: the model's own, see generation_config)."},
+    )
     temperature: float = field(default=1.0, metadata={"help": "Image sampling temperature; 0 = greedy decoding."})
     max_new_tokens: int = field(default=64, metadata={"help": "Token budget of captions and answers (greedy)."})
     batch_size: int = field(default=32, metadata={"help": "Prompts per generation call."})
@@ -94,7 +97,7 @@ class EvalArgs:
         for name, value, low in (("batch_size", self.batch_size, 1), ("max_new_tokens", self.max_new_tokens, 1)):
             if value < low:
                 raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
-        if self.guidance_scale < 0:
+        if self.guidance_scale is not None and self.guidance_scale < 0:
             raise ValueError(f"guidance_scale: expected >= 0 (1.0 = no guidance), got {self.guidance_scale}")
         if self.temperature < 0:
             raise ValueError(f"temperature: expected >= 0 (0 = greedy), got {self.temperature}")
@@ -161,7 +164,8 @@ def _timed(measure: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, flo
 
 def run_base_suite(model: BaseSuiteModel, args: EvalArgs) -> dict[str, FigureResult]:
     """Measure every figure whose N is not 0, with every adapter disabled; {figure: result} in TARGETS order."""
-    image = {"guidance_scale": args.guidance_scale, "temperature": args.temperature}
+    guidance = model.default_guidance_scale if args.guidance_scale is None else args.guidance_scale
+    image = {"guidance_scale": guidance, "temperature": args.temperature}
     text = {"decoding": "greedy", "max_new_tokens": args.max_new_tokens}
     batch = args.batch_size
     n_qa = len(knowledge_questions()) if args.n_qa is None else args.n_qa

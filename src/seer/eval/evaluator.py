@@ -95,6 +95,31 @@ def accuracy(judgements: Sequence[Judgement]) -> float:
     return sum(j.correct for j in judgements) / len(judgements)
 
 
+def pairs_accuracy(
+    model: UnifiedModel,
+    pairs: PairSet,
+    templates: QuestionTemplates,
+    *,
+    batch_size: int = 32,
+    max_new_tokens: int = 64,
+) -> tuple[float, list[Judgement]]:
+    """Greedy accuracy of the model's active adapter on `pairs` in their own (balanced) order, and the answers.
+
+    What RLVR's curriculum measures on its held-out pairs during training: the trainable module is put in eval mode
+    for the generation and back in its previous mode afterwards.
+    """
+    module = model.module
+    was_training = module.training
+    module.eval()
+    try:
+        judgements = judge_pairs(
+            model, pairs, pairs.pairs, templates, batch_size=batch_size, max_new_tokens=max_new_tokens, desc="held-out"
+        )
+    finally:
+        module.train(was_training)
+    return accuracy(judgements), judgements
+
+
 def summarize(shown: Sequence[Judgement], swapped: Sequence[Judgement]) -> dict[str, Any]:
     """The figures of one mode from the answers to every pair in its own order and swapped (same pair order)."""
     if not shown or len(shown) != len(swapped) or any(a.pair != b.pair for a, b in zip(shown, swapped)):

@@ -95,6 +95,11 @@ class UnifiedModel(Protocol):
         ...
 
     @property
+    def default_guidance_scale(self) -> float:
+        """The guidance scale `generate_images` uses when given None: the one this checkpoint renders best with."""
+        ...
+
+    @property
     def device(self) -> torch.device:
         """Where the model's weights are; inputs are moved there by the methods themselves."""
         ...
@@ -123,7 +128,7 @@ class UnifiedModel(Protocol):
         prompts: Sequence[str],
         *,
         seeds: Sequence[int] | None = None,
-        guidance_scale: float = 5.0,
+        guidance_scale: float | None = None,
         do_sample: bool = True,
         temperature: float = 1.0,
     ) -> ImageGeneration:
@@ -131,7 +136,8 @@ class UnifiedModel(Protocol):
 
         Called for the RLMT rollout (reprompt image and naive-concatenation image of each item, same seed), for
         building RLVR pairs and for evaluation. SEER's generator is the base model, so callers run this under
-        ``no_adapter()``; it does not switch adapters itself. ``guidance_scale`` 1.0 means no guidance (one forward
+        ``no_adapter()``; it does not switch adapters itself. ``guidance_scale`` None is the model's own default
+        (`default_guidance_scale`); 1.0 means no guidance (one forward
         row per sample); above 1 each sample runs a conditional and an unconditional row. Sampling is the full
         softmax at ``temperature``; ``seeds`` follow the module's seeding contract.
         """

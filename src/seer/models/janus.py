@@ -323,6 +323,15 @@ class JanusUMM:
         return self._janus.model.language_model.embed_tokens.weight.device
 
     @property
+    def default_guidance_scale(self) -> float:
+        """The checkpoint's own guidance scale (``generation_config.json``'s ``guidance_scale``), else 5.0.
+
+        The right scale depends on the model: the embedded model adds ghost objects to empty cells above about 2.5
+        (benchmarks/RESULTS.md has the sweep), Janus-Pro's authors use 5.
+        """
+        return float(getattr(self._janus.generation_config, "guidance_scale", None) or 5.0)
+
+    @property
     def janus(self) -> JanusForConditionalGeneration:
         """The underlying transformers model (LoRA layers, if any, are injected in it and follow the adapter state)."""
         return self._janus
@@ -403,11 +412,13 @@ class JanusUMM:
         prompts: Sequence[str],
         *,
         seeds: Sequence[int] | None = None,
-        guidance_scale: float = 5.0,
+        guidance_scale: float | None = None,
         do_sample: bool = True,
         temperature: float = 1.0,
     ) -> ImageGeneration:
         """See `UnifiedModel.generate_images`."""
+        if guidance_scale is None:
+            guidance_scale = self.default_guidance_scale
         input_ids, mask = self.image_prompt_batch(prompts)
         tokens = self.sample_image_tokens(
             input_ids, mask, seeds=seeds, guidance_scale=guidance_scale, do_sample=do_sample, temperature=temperature

@@ -79,8 +79,9 @@ def shuffled_text(scene: Scene, rng: random.Random) -> str:
 
 
 def _scene(rng: random.Random) -> Scene:
-    # 1-4 objects, weighted towards more objects: multi-object scenes are the hard part of generation.
-    return random_scene(rng, n_objects=rng.choices((1, 2, 3, 4), weights=(2, 3, 3, 2))[0])
+    # 1-4 objects. Single objects are not rarer than the others: with few of them the generator learned to add
+    # faint ghost objects to empty cells (a pilot run: 0.78 exact on 1-object prompts against 0.99 on 3-object).
+    return random_scene(rng, n_objects=rng.choices((1, 2, 3, 4), weights=(3, 3, 3, 2))[0])
 
 
 def _t2i(rng: random.Random) -> Example:

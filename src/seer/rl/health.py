@@ -1,0 +1,191 @@
+"""Reward health: see every reward of every GRPO step, log the zero-variance groups, stop a run that learns nothing.
+
+GRPO learns only from groups whose rewards differ: a group of `num_generations` completions that all score the same
+has zero advantage everywhere. A run whose rewards are all zero (the model never produces a rewarded answer) or not
+finite (a broken reward function; TRL's weighted sum would silently treat NaN as 0) spends its whole budget
+training on nothing, so `RewardHealthMonitor` stops it after `max_bad_steps` such steps in a row, with a message
+that says what was seen, instead of letting it finish as if it had worked.
+
+    tap = RewardTap()
+    reward_funcs = tap.wrap([format_reward, accuracy_reward])           # what GRPOTrainer gets
+    monitor = RewardHealthMonitor(tap, weights=[1.0, 1.0], num_generations=8, max_bad_steps=10)
+    trainer = GRPOTrainer(..., reward_funcs=reward_funcs, callbacks=[monitor])
+    trainer.train()
+    if monitor.stop_message: ...                                        # the run was stopped
+
+The tap records what each reward function returned since the last optimiser step, so the monitor works from the raw
+rewards and does not depend on TRL's logging interval or metric names. `reward_health` is the pure maths.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from accelerate.utils import gather_object
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from seer.rl.rewards import RewardFunc
+
+
+@dataclass(frozen=True)
+class RewardHealth:
+    """What the rewards of one step looked like.
+
+    Attributes:
+        n: completions scored.
+        mean: mean total (weighted-sum) reward, NaN when some reward was not finite.
+        zero_variance_groups: fraction of groups (consecutive `num_generations` completions) whose totals are all
+            equal: GRPO gets no signal from them.
+        all_zero: every total reward is exactly 0.
+        non_finite: some reward function returned NaN or an infinity for some completion.
+    """
+
+    n: int
+    mean: float
+    zero_variance_groups: float
+    all_zero: bool
+    non_finite: bool
+
+    @property
+    def bad(self) -> bool:
+        """A step that trains on nothing."""
+        return self.all_zero or self.non_finite
+
+
+def reward_health(rewards: np.ndarray, weights: Sequence[float], num_generations: int) -> RewardHealth:
+    """Health of one step's rewards.
+
+    Args:
+        rewards: (N, F) what each of the F reward functions gave each of the N completions; N is a multiple of
+            `num_generations`, each prompt's completions consecutive (TRL's sampler order).
+        weights: (F,) the reward weights; the total of a completion is the weighted sum, as TRL computes it.
+        num_generations: completions per prompt (the group size G).
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    if rewards.ndim != 2 or rewards.shape[1] != len(weights) or rewards.shape[0] % num_generations:
+        raise ValueError(
+            f"rewards: expected shape (k * {num_generations}, {len(weights)}), got {tuple(rewards.shape)}"
+        )
+    non_finite = not bool(np.isfinite(rewards).all())
+    totals = rewards @ np.asarray(weights, dtype=np.float64)  # (N,)
+    groups = totals.reshape(-1, num_generations)  # (N / G, G)
+    # max == min also holds for a group of equal infinities; a NaN anywhere makes the comparison False.
+    zero_variance = float(np.mean(groups.max(axis=1) == groups.min(axis=1))) if len(groups) else 0.0
+    return RewardHealth(
+        n=int(rewards.shape[0]),
+        mean=float(totals.mean()) if not non_finite and len(totals) else math.nan,
+        zero_variance_groups=zero_variance,
+        all_zero=not non_finite and bool(np.all(totals == 0.0)),
+        non_finite=non_finite,
+    )
+
+
+class RewardTap:
+    """Records the output of wrapped reward functions until `take` collects one step's worth."""
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+        self._calls: dict[str, list[list[float]]] = {}
+        self.last_completions: list[Any] = []  # of the latest call, for printing raw samples
+        self.last_kwargs: dict[str, list[Any]] = {}
+
+    def wrap(self, funcs: Sequence[RewardFunc]) -> list[RewardFunc]:
+        """The reward functions, each recording what it returns; names are kept (TRL's metrics use them)."""
+        self._names = [f.__name__ for f in funcs]
+        self._calls = {name: [] for name in self._names}
+        return [self._recording(f) for f in funcs]
+
+    def _recording(self, func: RewardFunc) -> RewardFunc:
+        @functools.wraps(func)
+        def recorded(completions: Sequence[Any], **kwargs: Any) -> list[float]:
+            out = func(completions, **kwargs)
+            # TRL turns None (abstain) into NaN; so do we, and NaN counts as not finite.
+            self._calls[func.__name__].append([math.nan if r is None else float(r) for r in out])
+            self.last_completions = list(completions)
+            self.last_kwargs = kwargs
+            return out
+
+        return recorded
+
+    def take(self) -> np.ndarray:
+        """(N, F) every reward recorded since the last `take`, functions in `wrap` order; the record is cleared."""
+        columns = [[r for call in self._calls[name] for r in call] for name in self._names]
+        for name in self._names:
+            self._calls[name] = []
+        lengths = {len(c) for c in columns}
+        if len(lengths) > 1:
+            raise RuntimeError(f"reward functions {self._names} scored different numbers of completions: {lengths}")
+        n = lengths.pop() if lengths else 0
+        return np.array(columns, dtype=np.float64).T.reshape(n, len(self._names))
+
+
+class RewardHealthMonitor(TrainerCallback):
+    """Checks the rewards of every step; stops training after `max_bad_steps` bad steps in a row.
+
+    Logs ``health/zero_variance_groups`` (fraction of groups without reward variance), ``health/reward_mean`` and
+    ``health/bad_reward_steps`` (the current run of bad steps) with the step's metrics.
+    """
+
+    def __init__(self, tap: RewardTap, weights: Sequence[float], num_generations: int, max_bad_steps: int) -> None:
+        if max_bad_steps < 1:
+            raise ValueError(f"max_bad_steps: expected >= 1, got {max_bad_steps}")
+        self.tap = tap
+        self.weights = list(weights)
+        self.num_generations = num_generations
+        self.max_bad_steps = max_bad_steps
+        self.bad_steps = 0  # consecutive
+        self.first_bad_step: int | None = None
+        self.last: RewardHealth | None = None
+        self.stop_message: str | None = None
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl:
+        # Each process scored its share of the step; a group may straddle processes, and every process must take
+        # the same decision, so all of them judge the whole step: the shares concatenated in rank order are the
+        # sampler's order (identity with one process).
+        rewards = np.array(gather_object(self.tap.take().tolist()), dtype=np.float64).reshape(-1, len(self.weights))
+        if len(rewards) == 0:  # nothing was generated since the last step
+            return control
+        self.last = reward_health(rewards, self.weights, self.num_generations)
+        if not self.last.bad:
+            self.bad_steps, self.first_bad_step = 0, None
+            return control
+        self.bad_steps += 1
+        if self.first_bad_step is None:
+            self.first_bad_step = state.global_step
+        if self.bad_steps >= self.max_bad_steps:
+            what = "not finite (a reward function returned NaN or inf)" if self.last.non_finite else "all zero"
+            self.stop_message = (
+                f"reward health: rewards were {what} for {self.bad_steps} steps in a row "
+                f"(steps {self.first_bad_step}-{state.global_step}), so training stopped: GRPO has nothing to learn "
+                f"from. Check that the model answers in the rewarded format (print a few completions) and that the "
+                f"reward functions work; max_bad_reward_steps={self.max_bad_steps} sets the patience."
+            )
+            control.should_training_stop = True
+        return control
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> TrainerControl:
+        if self.last is None or logs is None or "loss" not in logs:
+            return control
+        fields = {
+            "health/zero_variance_groups": self.last.zero_variance_groups,
+            "health/reward_mean": self.last.mean,
+            "health/bad_reward_steps": float(self.bad_steps),
+        }
+        logs.update(fields)
+        if state.log_history:  # Trainer appended its copy of `logs` before calling the callbacks
+            state.log_history[-1].update(fields)
+        return control

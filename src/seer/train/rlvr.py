@@ -1,0 +1,747 @@
+"""`seer rlvr`: SEER stage 1. Train the `evaluator` LoRA adapter with verifiable rewards and a curriculum (GRPO).
+
+    seer rlvr --config recipes/rlvr/shapeworld-tiny.yaml
+    seer rlvr --config recipes/rlvr/shapeworld-tiny.yaml --resume                   # continue after an interruption
+    seer rlvr --config recipes/rlvr/shapeworld-tiny.yaml --model_shape shapeworld-tiny --pair_generator renderer \
+        --max_steps 2 --output_dir runs/rlvr-smoke                # plumbing only: random weights earn no reward
+
+The evaluator learns to answer "does the first image match the prompt/instruction better than the second image?"
+as ``<think> ... </think> <answer> Yes|No </answer>`` about image pairs from the model's own frozen generator. The
+file reads top to bottom: output directory -> model and adapter -> verified pairs (cached) -> curriculum data ->
+TRL's GRPOTrainer -> train -> final adapter. It writes into ``output_dir``:
+
+- config.yaml (the resolved arguments; ``--config`` on it repeats the run), metrics.jsonl (one line per step:
+  TRL's metrics plus ``curriculum/*`` and ``health/*``), results.json (pair counts, curriculum switch, timings);
+- checkpoint-<step>/: TRL's state (optimizer, scheduler, RNG, trainer_state.json), ``evaluator/`` (the adapter, via
+  ``save_adapter``) and curriculum.json; ``--resume`` continues from the newest complete one;
+- evaluator/: the final adapter; pairs/: the pair cache (unless ``pairs_dir`` points elsewhere).
+
+Algorithm (TRL's GRPOTrainer does the optimisation; the choices below are ours or the authors'):
+
+- Rewards: format (strict) + accuracy (the authors' Yes/No reading), summed with ``reward_weights`` (`rl.rewards`).
+- Loss: ``loss_type`` "grpo" (token mean per sequence, then batch mean) as in the authors' trainer; advantages
+  normalised by the group's reward std; one update per rollout (``num_iterations`` 1), so the clip is inert.
+- KL (k3) to the adapter-free base model with weight ``beta``: the base is SEER's frozen reference.
+- LoRA on the language model's attention instead of the authors' full fine-tuning (DESIGN §3).
+- Curriculum (`data.curriculum`): stage-1 prompt pairs, then stage-2 instruction pairs after
+  ``curriculum_switch_step`` steps or once held-out stage-1 accuracy reaches ``curriculum_threshold``.
+- Reward health (`rl.health`): zero-variance groups are logged; all-zero or non-finite rewards for
+  ``max_bad_reward_steps`` steps stop the run with a message and exit status 1.
+
+Where this departs from plain TRL use (see docs/decisions.md): the trainer is built with ``beta=0`` and its ``beta``
+set afterwards, because TRL 1.16 assumes a PeftModel it is given holds a pre-trained adapter named "default" to copy
+as the reference; and the dataset is a `datasets.Dataset` of slot numbers whose rows are made when read
+(``set_transform``), so the curriculum can change what a slot shows while training runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import transformers
+import yaml
+from accelerate import PartialState
+from datasets import Dataset
+from tqdm.auto import tqdm
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from seer.config import config_dict, save_config
+from seer.data.build import generate_sets
+from seer.data.curriculum import (
+    INSTRUCTION_STAGE,
+    PROMPT_STAGE,
+    STAGE_NAMES,
+    CurriculumState,
+    SwitchRule,
+    initial_state,
+    needs_evaluation,
+    pool_index,
+    record_evaluation,
+    slot_step,
+    stage_at,
+)
+from seer.data.pairs import (
+    FAILURE_KINDS,
+    LiteralRenderer,
+    PairSet,
+    PairSettings,
+    QuestionTemplates,
+    build_or_load_pairs,
+    summary_lines,
+)
+from seer.data.vie import VIEItem, load_vie
+from seer.errors import SeerError
+from seer.eval.base import take_stratified
+from seer.eval.evaluator import Judgement, pairs_accuracy
+from seer.models.adapters import EVALUATOR, LoraSettings
+from seer.models.janus import JanusUMM
+from seer.rl.health import RewardHealthMonitor, RewardTap
+from seer.rl.rewards import RLVR_REWARDS, completion_text
+
+# The tiny model's wording (its vocabulary is seer.worlds.shapeworld.corpus.corpus_words()); the Janus-Pro recipe
+# uses the paper's English wording, system prompt and answer-format suffix instead. Question first, literal text
+# last, as in the embedded model's pre-training VQA ("does the image show <prompt> ?"): with the prompt first it
+# captions the images instead of answering (probed: 0 of 32 sampled answers in the format, against 28 of 32).
+PROMPT_QUESTION = "does the first image match the prompt better than the second image ? prompt : {prompt}"
+INSTRUCTION_QUESTION = (
+    "does the first image match the instruction better than the second image ? "
+    "instruction : {instruction} . prompt : {prompt}"
+)
+CURRICULUM_FILE, METRICS_FILE, RESULTS_FILE = "curriculum.json", "metrics.jsonl", "results.json"
+# Keys that may differ between an interrupted run and its --resume (they do not change what is trained; a run
+# directory may be moved).
+RESUMABLE_CHANGES = ("resume", "overwrite", "output_dir", "device", "pair_batch_size", "eval_batch_size")
+
+
+@dataclass
+class RLVRArgs:
+    """Arguments of `seer rlvr` (flat keys, the same in recipes and on the command line).
+
+    The defaults are the embedded model's recipe (recipes/rlvr/shapeworld-tiny.yaml).
+    """
+
+    # Model
+    model: str | None = field(
+        default=None,
+        metadata={"help": "Model directory (seer pretrain output or Janus checkpoint); default: embedded."},
+    )
+    model_shape: str | None = field(
+        default=None,
+        metadata={"help": "Random-weight model of this shape instead (shapeworld-tiny, janus-pro-1b): smoke runs."},
+    )
+    device: str = field(default="cpu", metadata={"help": "Device to train on (cpu, cuda, cuda:1, ...)."})
+    dtype: Literal["float32", "bfloat16"] = field(default="float32", metadata={"help": "Weight dtype of the model."})
+    bf16: bool = field(default=False, metadata={"help": "bfloat16 autocast in training (GPU)."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank of the evaluator adapter."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale alpha / r) of the evaluator adapter."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout of the evaluator adapter."})
+    # Data and pairs
+    train_file: str | None = field(
+        default=None,
+        metadata={"help": "VIE JSONL with spec and gold (seer data's train.jsonl); default: seer data's items."},
+    )
+    data_seed: int = field(default=0, metadata={"help": "seer data's seed, used when train_file is not given."})
+    max_train_items: int | None = field(
+        default=None, metadata={"help": "Use at most this many training items (spread over categories)."}
+    )
+    heldout_items: int = field(
+        default=24, metadata={"help": "Training items set aside (never trained on) for held-out stage-1 accuracy."}
+    )
+    pairs_dir: str | None = field(
+        default=None, metadata={"help": "Cache directory of built pairs; default: <output_dir>/pairs."}
+    )
+    stage2_failures: list[str] = field(
+        default_factory=lambda: list(FAILURE_KINDS),
+        metadata={"help": "Stage-2 failing reprompts: naive (instruction + prompt), omission, hallucination."},
+    )
+    pair_generator: Literal["model", "renderer"] = field(
+        default="model",
+        metadata={"help": "model: the model's frozen generator (SEER); renderer: exact renders (smoke runs)."},
+    )
+    pair_guidance_scale: float | None = field(
+        default=None, metadata={"help": "CFG scale of the pair images; null: the model's default_guidance_scale."}
+    )
+    pair_temperature: float = field(
+        default=1.0, metadata={"help": "Sampling temperature of the pair images; 0: greedy."}
+    )
+    pair_batch_size: int = field(default=64, metadata={"help": "Images per generation call when building pairs."})
+    # The evaluator's prompt
+    prompt_question: str = field(
+        default=PROMPT_QUESTION, metadata={"help": "Stage-1 question; {prompt} is replaced by the item's prompt."}
+    )
+    instruction_question: str = field(
+        default=INSTRUCTION_QUESTION, metadata={"help": "Stage-2 question, with {prompt} and {instruction}."}
+    )
+    answer_suffix: str = field(default="", metadata={"help": "Text after the question (e.g. the answer-format rule)."})
+    system_prompt: str = field(
+        default="", metadata={"help": "Text before the question (the first part of the user turn)."}
+    )
+    # Curriculum
+    curriculum_switch_step: int | None = field(
+        default=60,
+        metadata={"help": "Instruction pairs after this many steps (0: from the start; null: no step rule)."},
+    )
+    curriculum_threshold: float | None = field(
+        default=0.9,
+        metadata={"help": "Switch earlier once held-out stage-1 accuracy (greedy) reaches this (null: no such rule)."},
+    )
+    curriculum_eval_steps: int = field(
+        default=10, metadata={"help": "Measure held-out accuracy every N steps (and print raw samples)."}
+    )
+    # GRPO
+    max_steps: int = field(default=120, metadata={"help": "Optimiser steps."})
+    prompts_per_step: int = field(
+        default=4, metadata={"help": "Pairs (questions) per optimiser step, over all processes."}
+    )
+    num_generations: int = field(default=8, metadata={"help": "Answers sampled per question (the GRPO group size G)."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimiser step."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "AdamW learning rate of the LoRA weights."})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name."})
+    beta: float = field(default=0.04, metadata={"help": "Weight of the KL (k3) to the adapter-free base model."})
+    epsilon: float = field(default=0.2, metadata={"help": "PPO clip range of the importance ratio."})
+    loss_type: Literal["grpo", "dapo", "dr_grpo"] = field(
+        default="grpo",
+        metadata={"help": "TRL loss aggregation; grpo: token mean per answer, then batch mean (the authors')."},
+    )
+    max_completion_length: int = field(default=64, metadata={"help": "Token budget of a sampled answer."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of answers (full softmax)."})
+    reward_weights: list[float] = field(
+        default_factory=lambda: [1.0, 1.0], metadata={"help": "Weights of the format and accuracy rewards (summed)."}
+    )
+    max_bad_reward_steps: int = field(
+        default=10, metadata={"help": "Stop after this many steps in a row of all-zero or non-finite rewards."}
+    )
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory (large models)."})
+    # Run
+    output_dir: str = field(default="runs/rlvr", metadata={"help": "Where checkpoints, the adapter and logs go."})
+    seed: int = field(default=0, metadata={"help": "Seed of the pairs, answer sampling, LoRA init and data order."})
+    save_steps: int = field(default=20, metadata={"help": "Write a checkpoint every N steps."})
+    eval_batch_size: int = field(
+        default=32, metadata={"help": "Questions per greedy generation call (held-out accuracy)."}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "Continue the run in output_dir from its newest complete checkpoint."}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace the results of an earlier run in output_dir (the pair cache stays)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.model is not None and self.model_shape is not None:
+            raise ValueError("model and model_shape: expected at most one (a checkpoint, or a random-weight shape)")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite: expected at most one")
+        at_least = {
+            "max_steps": 1, "prompts_per_step": 1, "gradient_accumulation_steps": 1, "save_steps": 1,
+            "max_completion_length": 1, "pair_batch_size": 1, "eval_batch_size": 1, "max_bad_reward_steps": 1,
+            "num_generations": 2, "heldout_items": 0, "max_train_items": 1,
+        }  # fmt: skip
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
+        if len(self.reward_weights) != len(RLVR_REWARDS):
+            raise ValueError(f"reward_weights: expected 2 weights (format, accuracy), got {self.reward_weights}")
+        for name, value in (("learning_rate", self.learning_rate), ("temperature", self.temperature)):
+            if value <= 0:
+                raise ValueError(f"{name}: expected > 0, got {value}")
+        if self.beta < 0 or self.epsilon <= 0:
+            raise ValueError(f"beta / epsilon: expected beta >= 0 and epsilon > 0, got {self.beta} / {self.epsilon}")
+        if self.curriculum_threshold is not None and self.heldout_items == 0:
+            raise ValueError("curriculum_threshold: needs held-out pairs; set heldout_items > 0 or the threshold null")
+        self.switch_rule()  # range checks of the curriculum keys
+        self.templates()  # placeholder checks of the question keys
+        PairSettings(failures=tuple(self.stage2_failures))  # failure kinds
+
+    def switch_rule(self) -> SwitchRule:
+        """The curriculum's switch rule."""
+        return SwitchRule(self.curriculum_switch_step, self.curriculum_threshold, self.curriculum_eval_steps)
+
+    def templates(self) -> QuestionTemplates:
+        """How a pair becomes the evaluator's question."""
+        return QuestionTemplates(
+            self.prompt_question, self.instruction_question, self.answer_suffix, self.system_prompt
+        )
+
+
+ARG_TYPES = (RLVRArgs,)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. Output directory
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint (TRL's state and our curriculum file both written), or None."""
+    steps = {}
+    for directory in out.glob("checkpoint-*"):
+        step = directory.name.removeprefix("checkpoint-")
+        if step.isdigit() and (directory / "trainer_state.json").is_file() and (directory / CURRICULUM_FILE).is_file():
+            steps[int(step)] = directory
+    return steps[max(steps)] if steps else None
+
+
+def prepare_output_dir(args: RLVRArgs) -> Path | None:
+    """Check ``output_dir`` against --resume/--overwrite; returns the checkpoint to resume from (or None)."""
+    out = Path(args.output_dir)
+    if out.exists() and not out.is_dir():
+        raise SeerError(f"{out}: output_dir is a file; expected a directory")
+    if args.resume:
+        checkpoint = latest_checkpoint(out)
+        if checkpoint is None:
+            raise SeerError(f"{out}: no complete checkpoint-<step> to --resume from (start without --resume)")
+        _check_same_config(out / "config.yaml", args)
+        return checkpoint
+    if out.is_dir() and any(out.iterdir()):
+        if not args.overwrite:
+            raise SeerError(
+                f"{out}: output_dir is not empty; pass --resume to continue its run or --overwrite to replace it"
+            )
+        # Our own outputs only (the pair cache stays: it is keyed by what built it); a stale checkpoint left behind
+        # would otherwise be what a later --resume picks up.
+        for path in [*out.glob("checkpoint-*"), out / EVALUATOR]:
+            shutil.rmtree(path, ignore_errors=True)
+        for name in (METRICS_FILE, RESULTS_FILE, "config.yaml"):
+            (out / name).unlink(missing_ok=True)
+    return None
+
+
+def _check_same_config(path: Path, args: RLVRArgs) -> None:
+    """A resumed run must train what the interrupted one trained."""
+    if not path.is_file():
+        raise SeerError(f"{path}: file not found; --resume needs the config.yaml of the interrupted run")
+    before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    now = config_dict(args)
+    for key, value in now.items():
+        if key not in RESUMABLE_CHANGES and before.get(key) != value:
+            raise SeerError(
+                f"{path}: key '{key}': the interrupted run used {before.get(key)!r}, this one {value!r}; "
+                "a resumed run must use the same configuration"
+            )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. Model
+
+
+def load_model(args: RLVRArgs) -> tuple[JanusUMM, str]:
+    """The model and a string identifying its weights (part of the pair cache key)."""
+    dtype = getattr(torch, args.dtype)
+    if args.model_shape is not None:
+        from seer.worlds.shapeworld.corpus import corpus_words
+
+        words = corpus_words()
+        umm = JanusUMM.from_shape(args.model_shape, seed=args.seed, words=words, dtype=dtype, device=args.device)
+        return umm, f"shape:{args.model_shape}:seed={args.seed}:{args.dtype}"
+    if args.model is None:
+        from seer.embedded import EMBEDDED_MODEL_DIR, load_embedded_model
+
+        return load_embedded_model(args.device), directory_identity(EMBEDDED_MODEL_DIR)
+    umm = JanusUMM.from_pretrained(args.model, dtype=dtype, device=args.device)
+    return umm, directory_identity(Path(args.model))
+
+
+def directory_identity(directory: Path) -> str:
+    """A cheap fingerprint of a checkpoint directory: config.json's bytes and each weight file's size and mtime."""
+    digest = hashlib.sha256((directory / "config.json").read_bytes())
+    for weights in sorted(directory.glob("*.safetensors")):
+        stat = weights.stat()
+        digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return f"dir:{directory.resolve()}:{digest.hexdigest()[:16]}"
+
+
+def check_vocabulary(tokenizer: Any, templates: QuestionTemplates) -> None:
+    """Every word of the question keys must be a token of a word-level tokenizer (an unknown word reads as <unk>)."""
+    if tokenizer.unk_token_id is None:
+        return
+    keys = {
+        "prompt_question": templates.prompt_question,
+        "instruction_question": templates.instruction_question,
+        "answer_suffix": templates.answer_suffix,
+        "system_prompt": templates.system_prompt,
+    }
+    for key, text in keys.items():
+        for word in text.replace("{prompt}", " ").replace("{instruction}", " ").split():
+            if tokenizer.unk_token_id in tokenizer(word, add_special_tokens=False)["input_ids"]:
+                raise SeerError(f"recipe key '{key}': word {word!r} is not in the model's vocabulary")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. Items and pairs
+
+
+def load_items(args: RLVRArgs) -> tuple[list[VIEItem], list[VIEItem], str]:
+    """(training items, held-out items, where they come from); the held-out items are never trained on."""
+    if args.train_file is not None:
+        items, where = load_vie(args.train_file), args.train_file
+    else:
+        items, where = generate_sets(args.data_seed, 25, 1)[0], f"seer data --seed {args.data_seed} (train)"
+    shuffled = random.Random(f"seer-rlvr-heldout/{args.seed}").sample(items, len(items))
+    heldout = take_stratified(shuffled, args.heldout_items, key=lambda item: item.category)
+    held_ids = {item.id for item in heldout}
+    train = [item for item in items if item.id not in held_ids]
+    if args.max_train_items is not None:
+        train = take_stratified(train, args.max_train_items, key=lambda item: (item.category, item.difficulty))
+    if not train:
+        raise SeerError(f"{where}: no training items left after setting {len(heldout)} aside (heldout_items)")
+    return train, heldout, where
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. Curriculum data: what TRL reads
+
+
+class CurriculumData:
+    """Slot i (one question of step ``slot_step(i)``) -> a pair of that step's stage, as a TRL row.
+
+    A row is a conversational prompt (one user turn; TRL puts the two images before the text, as
+    `UnifiedModel.format_prompt` does), the two images in the order the question shows them, the verified
+    ``solution`` and the pair's labels (reward functions receive them as keyword lists).
+    """
+
+    def __init__(self, pairs: PairSet, templates: QuestionTemplates, prompts_per_step: int, seed: int,
+                 state: CurriculumState) -> None:  # fmt: skip
+        self.pairs = pairs
+        self.pools = {stage: pairs.stage(stage) for stage in (PROMPT_STAGE, INSTRUCTION_STAGE)}
+        self.templates = templates
+        self.prompts_per_step = prompts_per_step
+        self.seed = seed
+        self.state = state
+        self.last_step_read = 0  # the furthest step whose rows were made: a switch must come after it
+
+    def check_pools(self, rule: SwitchRule, max_steps: int) -> None:
+        """SeerError if a stage the run can reach has no pairs (every candidate dropped by the oracle)."""
+        needed = {PROMPT_STAGE} if stage_at(1, self.state) == PROMPT_STAGE else set()
+        if rule.threshold is not None or (rule.switch_step is not None and rule.switch_step < max_steps):
+            needed.add(INSTRUCTION_STAGE)
+        for stage in sorted(needed):
+            if not self.pools[stage]:
+                raise SeerError(
+                    f"{self.pairs.root}: no stage-{stage} ({STAGE_NAMES[stage]}) pairs were kept: the oracle rejected "
+                    "every candidate (see summary.json); check the generator, or change the curriculum keys"
+                )
+
+    def row(self, slot: int) -> dict[str, Any]:
+        """The TRL row of one slot, with the curriculum's current decisions."""
+        step = slot_step(slot, self.prompts_per_step)
+        self.last_step_read = max(self.last_step_read, step)
+        stage = stage_at(step, self.state)
+        pool = self.pools[stage]
+        pair = pool[pool_index(slot, len(pool), self.seed, stage)]
+        first, second = self.pairs.images(pair)
+        return {
+            "prompt": [{"role": "user", "content": self.templates.text(pair)}],
+            "images": [first, second],
+            "solution": pair.answer,
+            "stage": stage,
+            "pair_id": pair.id,
+            "bad_kind": pair.bad_kind,
+        }
+
+    def dataset(self, max_steps: int) -> Dataset:
+        """One slot per question of the whole run; rows are made when the data loader reads them."""
+        slots = Dataset.from_dict({"slot": list(range(max_steps * self.prompts_per_step))})
+        slots.set_transform(self._rows)
+        return slots
+
+    def _rows(self, batch: dict[str, list[int]]) -> dict[str, list[Any]]:
+        rows = [self.row(slot) for slot in batch["slot"]]
+        return {key: [r[key] for r in rows] for key in rows[0]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. Callbacks: curriculum, checkpoints, progress
+
+
+class CurriculumCallback(TrainerCallback):
+    """Measures held-out stage-1 accuracy when the switch rule needs it, decides the switch, and logs the stage."""
+
+    def __init__(
+        self, data: CurriculumData, rule: SwitchRule, measure: Callable[[], tuple[float, list[Judgement]]]
+    ) -> None:
+        self.data = data
+        self.rule = rule
+        self.measure = measure
+        self.fields: dict[str, float] = {}
+
+    def on_step_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        step = state.global_step + 1  # the step about to run
+        if self.data.state.first_stage2_step == step and step > 1:
+            reason = self.data.state.reason
+            tqdm.write(f"curriculum: step {step} is the first on stage-2 (instruction) pairs ({reason} rule)")
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        step = state.global_step
+        self.fields = {
+            "curriculum/stage": float(stage_at(step, self.data.state)),
+            "curriculum/switch": float(self.data.state.first_stage2_step == step),
+        }
+        if not needs_evaluation(step, self.rule, self.data.state):
+            return
+        value, judgements = self.measure()
+        before = self.data.state
+        self.data.state = record_evaluation(step, value, self.rule, before)
+        self.fields["curriculum/heldout_accuracy"] = value
+        tqdm.write(f"curriculum: held-out stage-1 accuracy after step {step}: {value:.3f} (n={len(judgements)})")
+        for j in judgements[:2]:  # raw samples: exploits and bugs show there first
+            tqdm.write(f"  expected {j.expected}: {j.completion!r}")
+        if self.data.state.first_stage2_step != before.first_stage2_step:
+            first = self.data.state.first_stage2_step
+            if self.data.last_step_read >= first:  # a row already read would change stage: not reproducible
+                raise RuntimeError(
+                    f"the data loader read step {self.data.last_step_read}'s rows before the switch decided after "
+                    f"step {step}; a read-ahead of more than one step is not supported (dataloader_num_workers=0)"
+                )
+            tqdm.write(
+                f"curriculum: {value:.3f} >= curriculum_threshold {self.rule.threshold}: "
+                f"stage-2 (instruction) pairs from step {first}"
+            )
+
+    def on_log(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+        logs: dict[str, float] | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        if logs is None or "loss" not in logs:
+            return
+        logs.update(self.fields)
+        if state.log_history:
+            state.log_history[-1].update(self.fields)
+
+
+class CheckpointCallback(TrainerCallback):
+    """Adds the evaluator adapter (``save_adapter``) and the curriculum state to every checkpoint TRL writes."""
+
+    def __init__(self, model: JanusUMM, data: CurriculumData) -> None:
+        self.model = model
+        self.data = data
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:  # one writer per checkpoint
+            return
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        # TRL has already saved the PEFT adapter here (a named adapter goes into a sub-folder); ours replaces it
+        # atomically with exactly the adapter files.
+        self.model.save_adapter(EVALUATOR, checkpoint / EVALUATOR)
+        # Written last: a checkpoint without it is incomplete, and --resume skips it.
+        write_json_atomic(checkpoint / CURRICULUM_FILE, self.data.state.to_dict())
+
+
+class ProgressCallback(TrainerCallback):
+    """A progress bar with the key metrics, metrics.jsonl, and raw training samples every `sample_every` steps."""
+
+    def __init__(self, metrics_path: Path, tap: RewardTap, sample_every: int) -> None:
+        self.metrics_path = metrics_path
+        self.tap = tap
+        self.sample_every = sample_every
+        self.bar: tqdm | None = None
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if not state.is_world_process_zero:  # one bar and one metrics file per run
+            return
+        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="rlvr", unit="step")
+        _truncate_metrics(self.metrics_path, after_step=state.global_step)  # a resumed run redoes later steps
+
+    def on_log(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+        logs: dict[str, float] | None = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        if logs is None or "loss" not in logs or not state.is_world_process_zero:
+            return
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+        if self.bar is not None:
+            self.bar.set_postfix({
+                "reward": logs.get("reward"), "format": logs.get("rewards/format_reward/mean"),
+                "acc": logs.get("rewards/accuracy_reward/mean"), "kl": logs.get("kl"),
+                "zero_var": logs.get("health/zero_variance_groups"), "stage": logs.get("curriculum/stage"),
+            }, refresh=False)  # fmt: skip
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.bar is None:  # not the main process
+            return
+        self.bar.update(state.global_step - self.bar.n)
+        if state.global_step % self.sample_every == 0 and self.tap.last_completions:
+            solutions = self.tap.last_kwargs.get("solution", [])
+            for completion, solution in list(zip(self.tap.last_completions, solutions))[:2]:
+                text = completion_text(completion)
+                tqdm.write(f"sample (step {state.global_step}, expected {solution}): {text!r}")
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _truncate_metrics(path: Path, after_step: int) -> None:
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(line for line in lines if json.loads(line)["step"] <= after_step), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. The trainer and the run
+
+
+def build_trainer(
+    model: JanusUMM, args: RLVRArgs, dataset: Dataset, reward_funcs: Sequence[Any], callbacks: list[TrainerCallback]
+) -> GRPOTrainer:
+    """TRL's GRPOTrainer on the model's PEFT module, with the evaluator adapter active and trainable."""
+    world = PartialState().num_processes
+    completions_per_step = args.prompts_per_step * args.num_generations
+    if completions_per_step % (world * args.gradient_accumulation_steps):
+        raise SeerError(
+            f"prompts_per_step * num_generations ({completions_per_step}): expected a multiple of processes x "
+            f"gradient_accumulation_steps ({world} x {args.gradient_accumulation_steps})"
+        )
+    config = GRPOConfig(
+        output_dir=args.output_dir,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=completions_per_step // (world * args.gradient_accumulation_steps),
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        num_generations=args.num_generations,
+        num_iterations=1,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type=args.lr_scheduler_type,
+        beta=0.0,  # set below, after construction
+        epsilon=args.epsilon,
+        loss_type=args.loss_type,
+        max_completion_length=args.max_completion_length,
+        temperature=args.temperature,
+        top_k=0,
+        top_p=1.0,
+        # JanusProcessor returns tensors by default, which fails on TRL's batch of prompts of different lengths;
+        # TRL expects ragged lists here and pads them itself.
+        chat_template_kwargs={"return_tensors": None},
+        reward_weights=list(args.reward_weights),
+        seed=args.seed,
+        shuffle_dataset=False,  # slot order is step order: CurriculumData shuffles within each stage itself
+        dataloader_num_workers=0,  # workers would read further ahead than the curriculum allows for
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=args.save_steps,
+        report_to="none",
+        disable_tqdm=True,  # ProgressCallback draws one compact bar instead of a dict per step
+        use_cpu=torch.device(args.device).type == "cpu",
+        bf16=args.bf16,
+        gradient_checkpointing=args.gradient_checkpointing,
+    )
+    trainer = GRPOTrainer(
+        model=model.module,
+        reward_funcs=list(reward_funcs),
+        args=config,
+        train_dataset=dataset,
+        processing_class=model.processor,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every step's metric dict; ProgressCallback summarises
+    # The KL reference must be the adapter-free base. Given a PeftModel and beta > 0, TRL 1.16 expects a pre-trained
+    # adapter named "default" and copies it as the reference; with beta set after construction it takes the path it
+    # takes for adapters it creates itself: reference log-probs under disable_adapter(), i.e. the base model.
+    trainer.beta = config.beta = args.beta
+    return trainer
+
+
+def main(args: RLVRArgs) -> int:
+    """Run `seer rlvr`; 0 on success, 1 when reward health stopped the run."""
+    transformers.logging.set_verbosity_error()  # per-call generation warnings would bury the progress output
+    resume_from = prepare_output_dir(args)  # before loading anything: a refused output_dir fails fast
+    model, model_id = load_model(args)
+    return run(args, model, model_id, resume_from)
+
+
+def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None = None) -> int:
+    """Train `model`'s evaluator adapter as `args` say (`main` without the loading; tests pass their own model)."""
+    start = time.perf_counter()
+    out = Path(args.output_dir)
+    save_config(out, args)
+    transformers.set_seed(args.seed)  # the LoRA init draws from the global RNG
+    templates = args.templates()
+    check_vocabulary(model.processor.tokenizer, templates)
+    train_items, heldout_items, where = load_items(args)
+    generator = model if args.pair_generator == "model" else LiteralRenderer(model.image_size)
+    guidance = model.default_guidance_scale if args.pair_guidance_scale is None else args.pair_guidance_scale
+    settings = PairSettings(
+        seed=args.seed, guidance_scale=guidance, temperature=args.pair_temperature,
+        failures=tuple(args.stage2_failures), batch_size=args.pair_batch_size,
+        model_id=model_id if args.pair_generator == "model" else f"renderer:{model.image_size}",
+    )  # fmt: skip
+    cache = Path(args.pairs_dir) if args.pairs_dir else out / "pairs"
+    pairs_start = time.perf_counter()
+    with PartialState().main_process_first():  # the main process builds the cache, the others then read it
+        train_pairs = build_or_load_pairs(generator, train_items, cache, "train", settings, where=where)
+        heldout_pairs = None
+        if heldout_items:
+            stage_1 = replace(settings, stages=(PROMPT_STAGE,))
+            heldout_pairs = build_or_load_pairs(generator, heldout_items, cache, "heldout", stage_1, where=where)
+    pairs_seconds = time.perf_counter() - pairs_start
+    for pair_set, name in ((train_pairs, "train"), (heldout_pairs, "held-out")):
+        for line in summary_lines(pair_set, name) if pair_set else ():
+            print(line)
+    if heldout_pairs is not None and not heldout_pairs.pairs:
+        if args.curriculum_threshold is not None:
+            raise SeerError(
+                f"{heldout_pairs.root}: no held-out pair was kept, so curriculum_threshold cannot be measured; "
+                "set curriculum_threshold to null or check the generator"
+            )
+        heldout_pairs = None
+
+    model.add_adapter(EVALUATOR, LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout))
+    model.activate_adapter(EVALUATOR, trainable=True)
+    rule = args.switch_rule()
+    state = initial_state(rule)
+    if resume_from is not None:
+        state = CurriculumState.from_dict(json.loads((resume_from / CURRICULUM_FILE).read_text(encoding="utf-8")))
+        print(f"resuming from {resume_from}")
+    data = CurriculumData(train_pairs, templates, args.prompts_per_step, args.seed, state)
+    data.check_pools(rule, args.max_steps)
+
+    def measure() -> tuple[float, list[Judgement]]:  # only called with held-out pairs (checked above)
+        return pairs_accuracy(
+            model, heldout_pairs, templates, batch_size=args.eval_batch_size, max_new_tokens=args.max_completion_length
+        )
+
+    tap = RewardTap()
+    health = RewardHealthMonitor(tap, args.reward_weights, args.num_generations, args.max_bad_reward_steps)
+    callbacks: list[TrainerCallback] = [
+        health,
+        CurriculumCallback(data, rule, measure),
+        CheckpointCallback(model, data),
+        ProgressCallback(out / METRICS_FILE, tap, sample_every=args.curriculum_eval_steps),
+    ]
+    reward_funcs = tap.wrap(list(RLVR_REWARDS.values()))
+    trainer = build_trainer(model, args, data.dataset(args.max_steps), reward_funcs, callbacks)
+    train_start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
+    train_seconds = time.perf_counter() - train_start
+
+    results: dict[str, Any] = {
+        "status": "stopped" if health.stop_message else "completed",
+        "steps": trainer.state.global_step,
+        "pairs": {"train": train_pairs.summary, "heldout": heldout_pairs.summary if heldout_pairs else None},
+        "curriculum": data.state.to_dict(),
+        "seconds": {"pairs": round(pairs_seconds, 1), "training": round(train_seconds, 1)},
+    }
+    main_process = trainer.is_world_process_zero()
+    if health.stop_message:
+        if main_process:
+            write_json_atomic(out / RESULTS_FILE, {**results, "message": health.stop_message})
+        print(health.stop_message, file=sys.stderr)
+        return 1
+    if heldout_pairs is not None:
+        results["heldout_accuracy"] = measure()[0]
+    results["seconds"]["total"] = round(time.perf_counter() - start, 1)
+    if main_process:
+        model.save_adapter(EVALUATOR, out / EVALUATOR)
+        write_json_atomic(out / RESULTS_FILE, results)
+    print(f"evaluator adapter: {out / EVALUATOR}; results: {out / RESULTS_FILE} ({results['seconds']['total']} s)")
+    return 0

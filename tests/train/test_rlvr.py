@@ -1,0 +1,272 @@
+"""`seer rlvr` end to end on a small random-weight Janus, plus its pieces: output directory rules, recipes, the
+curriculum data TRL reads, the prompt TRL renders, reward health and resume.
+
+The model: a small Janus shape (fast on 2 cores) whose random weights are fitted for ~1 s to answer in the
+``<think> ... </think> <answer> Yes|No </answer>`` format with a random verdict. That is what the embedded model
+brings to RLVR (the format, not the task), and it makes GRPO groups differ in reward, so training moves the
+adapter. Pair images are exact renders (`pair_generator: renderer`), since random weights draw noise.
+"""
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from trl.data_utils import prepare_multimodal_messages
+
+from seer.cli import main as cli_main
+from seer.config import parse
+from seer.data.curriculum import CurriculumState
+from seer.data.pairs import LiteralRenderer, PairSettings, build_pairs
+from seer.data.vie import item_from_dict
+from seer.errors import SeerError
+from seer.formats import format_answer
+from seer.models.janus import JanusShape, JanusUMM
+from seer.train.rlvr import (
+    ARG_TYPES,
+    CurriculumData,
+    RLVRArgs,
+    check_vocabulary,
+    latest_checkpoint,
+    prepare_output_dir,
+    run,
+)
+from seer.worlds.shapeworld.corpus import corpus_words
+from seer.worlds.shapeworld.items import generate_items
+from seer.worlds.shapeworld.render import render
+from seer.worlds.shapeworld.scene import random_scene
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "rlvr"
+SMALL = JanusShape(
+    hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, vocab_size=None, max_position_embeddings=512,
+    image_size=32, patch_size=4,
+    vision=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2.0),
+    vq=dict(embed_dim=8, num_embeddings=64, latent_channels=32, base_channels=32, channel_multiplier=[1, 1, 2],
+            num_res_blocks=1),
+)  # fmt: skip
+# What a small run needs: 6 training items, 4 held out, 2 questions x 4 answers per step, short answers.
+SMALL_RUN = dict(
+    pair_generator="renderer", max_train_items=6, heldout_items=4, prompts_per_step=2, num_generations=4,
+    max_completion_length=12, learning_rate=1e-2, max_bad_reward_steps=10, eval_batch_size=8,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models gain nothing from a second thread, and on a busy machine two threads are far slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def format_weights():
+    """Weights of SMALL after ~1 s of fitting random-verdict answers in the format to two-image questions."""
+    umm = JanusUMM.from_shape(SMALL, seed=0, words=corpus_words())
+    rng = random.Random(0)
+    torch.manual_seed(0)
+    question = "does the first image match the prompt better than the second image ? prompt : {}"
+    optimizer = torch.optim.AdamW(umm.janus.parameters(), lr=3e-3)
+    for _ in range(40):
+        scenes = [random_scene(rng) for _ in range(16)]
+        answers = [format_answer("the first image", rng.choice(["Yes", "No"])) + " <eos>" for _ in range(8)]
+        out = umm.token_logprobs(
+            [question.format("a large red circle at the center on a white background")] * 8,
+            answers,
+            [[render(scenes[2 * i]), render(scenes[2 * i + 1])] for i in range(8)],
+        )
+        loss = -out.logprobs.sum() / out.mask.sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {name: t.detach().clone() for name, t in umm.janus.state_dict().items()}
+
+
+def small_model(weights=None):
+    umm = JanusUMM.from_shape(SMALL, seed=0, words=corpus_words())
+    if weights is not None:
+        umm.janus.load_state_dict(weights)
+    return umm
+
+
+def base_weights(umm):
+    """The base model's weights by their plain names (PEFT renames wrapped layers to ...base_layer...)."""
+    state = umm.janus.state_dict()
+    return {n.replace(".base_layer", ""): t.detach().clone() for n, t in state.items() if ".lora_" not in n}
+
+
+def metrics(out):
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_step_run_trains_the_adapter_and_leaves_the_base_bit_identical(tmp_path, format_weights):
+    out = tmp_path / "run"
+    umm = small_model(format_weights)
+    before = base_weights(umm)
+    args = RLVRArgs(**SMALL_RUN, max_steps=2, curriculum_switch_step=1, curriculum_threshold=None, save_steps=1,
+                    output_dir=str(out))  # fmt: skip
+    assert run(args, umm, "small") == 0
+
+    after = base_weights(umm)
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    adapter = load_file(out / "evaluator" / "adapter_model.safetensors")
+    lora_b = [t for name, t in adapter.items() if "lora_B" in name]
+    assert lora_b and any(t.abs().sum() > 0 for t in lora_b)  # lora_B starts at exactly zero
+    checkpoint = load_file(out / "checkpoint-1" / "evaluator" / "adapter_model.safetensors")
+    assert any(not torch.equal(checkpoint[k], adapter[k]) for k in adapter)  # step 2 moved it again
+
+    rows = metrics(out)
+    assert [r["step"] for r in rows] == [1, 2]
+    assert [r["curriculum/stage"] for r in rows] == [1.0, 2.0] and rows[1]["curriculum/switch"] == 1.0
+    assert rows[0]["health/zero_variance_groups"] < 1.0  # the answers of a group differ in reward
+    assert rows[0]["kl"] == 0.0 and rows[1]["kl"] > 0.0  # beta is on; the reference is where the adapter started
+    assert yaml.safe_load((out / "config.yaml").read_text())["max_steps"] == 2
+    assert json.loads((out / "checkpoint-1" / "curriculum.json").read_text())["first_stage2_step"] == 2
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "completed" and results["steps"] == 2
+
+
+def test_resumed_run_ends_with_the_adapter_of_the_uninterrupted_run(tmp_path, format_weights):
+    # Threshold 0 switches after the first held-out evaluation (step 1), effective at step 3: after checkpoint-2.
+    # So the resumed run trains on the right stage only if it restores the curriculum too.
+    settings = dict(**SMALL_RUN, max_steps=4, curriculum_switch_step=None, curriculum_threshold=0.0,
+                    curriculum_eval_steps=1, save_steps=2)  # fmt: skip
+    whole = tmp_path / "whole"
+    assert run(RLVRArgs(**settings, output_dir=str(whole)), small_model(format_weights), "small") == 0
+    # The interrupted run: its state on disk after step 2 (checkpoint-2), nothing after it.
+    cut = tmp_path / "cut"
+    shutil.copytree(whole, cut)
+    for path in (cut / "checkpoint-4", cut / "evaluator"):
+        shutil.rmtree(path)
+    (cut / "results.json").unlink()
+    args = RLVRArgs(**settings, output_dir=str(cut), resume=True)
+    checkpoint = prepare_output_dir(args)
+    assert checkpoint == cut / "checkpoint-2"
+    assert run(args, small_model(format_weights), "small", checkpoint) == 0
+
+    a = load_file(whole / "evaluator" / "adapter_model.safetensors")
+    b = load_file(cut / "evaluator" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["curriculum/stage"] for r in metrics(cut)] == [1.0, 1.0, 2.0, 2.0]
+    assert [r["step"] for r in metrics(cut)] == [1, 2, 3, 4]  # the redone steps replace, not repeat, their lines
+    assert [r["reward"] for r in metrics(cut)] == [r["reward"] for r in metrics(whole)]
+
+
+def test_all_zero_rewards_stop_the_run_after_n_steps(tmp_path):
+    out = tmp_path / "run"  # untrained random weights never answer in the format: every reward is 0
+    args = RLVRArgs(**{**SMALL_RUN, "max_bad_reward_steps": 2}, max_steps=5, curriculum_threshold=None,
+                    save_steps=10, output_dir=str(out))  # fmt: skip
+    assert run(args, small_model(), "random") == 1
+    assert [r["health/bad_reward_steps"] for r in metrics(out)] == [1.0, 2.0]  # stopped after step 2, not before
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "stopped" and "all zero for 2 steps" in results["message"]
+    assert not (out / "evaluator").exists()
+
+
+def test_curriculum_data_serves_each_step_from_its_stage(tmp_path):
+    items = [item_from_dict(r, "generated") for r in generate_items(0, 1, splits=("id",))]
+    pairs = build_pairs(LiteralRenderer(), items, tmp_path / "pairs", PairSettings(model_id="r"))
+    state = CurriculumState(first_stage2_step=3, reason="step", decided_at=0)
+    data = CurriculumData(pairs, RLVRArgs().templates(), prompts_per_step=2, seed=0, state=state)
+    dataset = data.dataset(max_steps=4)
+    assert len(dataset) == 8
+    rows = [dataset[slot] for slot in range(8)]
+    assert [r["stage"] for r in rows] == [1, 1, 1, 1, 2, 2, 2, 2]  # slots 0-3: steps 1-2; slots 4-7: steps 3-4
+    by_id = {p.id: p for p in pairs.pairs}
+    for row in rows:
+        pair = by_id[row["pair_id"]]
+        assert row["solution"] == pair.answer and row["stage"] == pair.stage
+        assert [m["role"] for m in row["prompt"]] == ["user"] and pair.prompt in row["prompt"][0]["content"]
+        first, second = pairs.images(pair)
+        assert [im.tobytes() for im in row["images"]] == [first.tobytes(), second.tobytes()]
+    assert data.last_step_read == 4
+
+
+def test_trl_renders_the_two_image_prompt_exactly_as_the_model_formats_it():
+    umm = small_model()
+    text = RLVRArgs().prompt_question.format(prompt="a large red circle at the center on a white background")
+    image = render(random_scene(random.Random(0)))
+    messages = prepare_multimodal_messages([{"role": "user", "content": text}], images=[image, image])
+    rendered = umm.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert rendered == umm.format_prompt(text, num_images=2)
+    assert rendered.count("<image_placeholder>") == 2
+
+
+def test_output_dir_rules(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("x")
+    with pytest.raises(SeerError, match="not empty; pass --resume .* or --overwrite"):
+        prepare_output_dir(RLVRArgs(output_dir=str(out)))
+    with pytest.raises(SeerError, match="no complete checkpoint"):
+        prepare_output_dir(RLVRArgs(output_dir=str(out), resume=True))
+    # --overwrite removes our earlier results (checkpoints first of all) and keeps the pair cache
+    for name in ("checkpoint-5", "evaluator", "pairs/train-abc"):
+        (out / name).mkdir(parents=True)
+    (out / "metrics.jsonl").write_text("")
+    assert prepare_output_dir(RLVRArgs(output_dir=str(out), overwrite=True)) is None
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "pairs"]
+    # a checkpoint counts only when complete (TRL's state and our curriculum file)
+    (out / "checkpoint-7").mkdir()
+    (out / "checkpoint-7" / "trainer_state.json").write_text("{}")
+    assert latest_checkpoint(out) is None
+    (out / "checkpoint-7" / "curriculum.json").write_text("{}")
+    assert latest_checkpoint(out) == out / "checkpoint-7"
+    # a resumed run must use the configuration of the interrupted one
+    (out / "config.yaml").write_text(yaml.safe_dump({**vars(RLVRArgs(output_dir=str(out))), "learning_rate": 0.1}))
+    with pytest.raises(SeerError, match="key 'learning_rate': the interrupted run used 0.1"):
+        prepare_output_dir(RLVRArgs(output_dir=str(out), resume=True))
+
+
+def test_cli_refuses_a_non_empty_output_dir_with_one_line(tmp_path, capsys):
+    (tmp_path / "old.txt").write_text("x")
+    code = cli_main(["rlvr", "--config", str(RECIPES / "shapeworld-tiny.yaml"), "--output_dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "--overwrite" in err
+
+
+@pytest.mark.parametrize("recipe", ["shapeworld-tiny", "janus-pro-1b"])
+def test_recipes_parse(recipe):
+    (args,) = parse(["--config", str(RECIPES / f"{recipe}.yaml")], ARG_TYPES)
+    assert args.reward_weights == [1.0, 1.0] and args.beta > 0
+
+
+def test_tiny_recipe_speaks_the_tiny_vocabulary_and_janus_recipe_the_papers_prompt():
+    (tiny,) = parse(["--config", str(RECIPES / "shapeworld-tiny.yaml")], ARG_TYPES)
+    check_vocabulary(small_model().tokenizer, tiny.templates())  # no word of it reads as <unk>
+    (janus,) = parse(["--config", str(RECIPES / "janus-pro-1b.yaml")], ARG_TYPES)
+    # verbatim from the authors' code (seer-anonymous open_r1/grpo_rec.py), as reference/paper.md §3 quotes it
+    assert janus.system_prompt == (
+        "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
+        "assistant first thinks about the reasoning process in the mind and then provides the user with the answer. "
+        "The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
+        "respectively, i.e., <think> reasoning process here </think><answer> answer here </answer>"
+    )
+    assert janus.answer_suffix == (
+        "First output the thinking process in <think> </think> tags and then output the final answer with only "
+        "'Yes' or 'No' in <answer> </answer> tags."
+    )
+    with pytest.raises(SeerError, match="recipe key 'prompt_question': word 'Does' is not in the model's vocabulary"):
+        check_vocabulary(small_model().tokenizer, janus.templates())
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--prompt_question", "does it match ?"], "prompt_question: expected the placeholders ['prompt']"),
+        (["--reward_weights", "1.0"], "reward_weights: expected 2 weights"),
+        (["--stage2_failures", "lazy"], "stage2_failures"),
+        (["--num_generations", "1"], "num_generations: expected an integer >= 2"),
+        (["--resume", "true", "--overwrite", "true"], "resume and overwrite"),
+        (["--curriculum_threshold", "1.5"], "curriculum_threshold"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors_naming_the_key(argv, needle):
+    with pytest.raises(SeerError) as error:
+        parse(argv, ARG_TYPES, prog="seer rlvr")
+    assert needle in str(error.value) and "\n" not in str(error.value)
