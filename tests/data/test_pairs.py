@@ -9,7 +9,6 @@ candidates whose good text has one object survive).
 import json
 from contextlib import contextmanager
 import pytest
-import torch
 from PIL import Image
 
 from seer.data.pairs import (
@@ -37,15 +36,6 @@ from seer.worlds.shapeworld.render import render
 ITEMS = [item_from_dict(r, "generated") for r in generate_items(0, 1, splits=("id",))]  # 12 items, 6 categories x 2
 BY_ID = {item.id: item for item in ITEMS}
 SETTINGS = PairSettings(seed=0, model_id="stub")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models gain nothing from a second thread, and on a busy machine two threads are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class OneObjectStub:

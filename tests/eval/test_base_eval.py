@@ -408,16 +408,7 @@ def test_vie_file_items_without_spec_are_refused_naming_the_file_and_item(tmp_pa
 # ---- the command ----
 
 
-@pytest.fixture
-def one_thread():
-    # A tiny model on a shared 2-core machine runs many times faster on one thread (no OpenMP contention).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_seer_eval_end_to_end_on_a_random_weight_janus(tmp_path, one_thread, capsys):
+def test_seer_eval_end_to_end_on_a_random_weight_janus(tmp_path, capsys):
     from seer.models.janus import JanusUMM
 
     model_dir = tmp_path / "model"

@@ -36,15 +36,6 @@ SMALL = JanusShape(
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models gain nothing from a second thread, and on a busy machine two threads are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     return build_pairs(LiteralRenderer(), ITEMS, tmp_path_factory.mktemp("pairs") / "eval", PairSettings(model_id="r"))

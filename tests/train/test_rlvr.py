@@ -55,15 +55,6 @@ SMALL_RUN = dict(
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models gain nothing from a second thread, and on a busy machine two threads are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def format_weights():
     """Weights of SMALL after ~1 s of fitting random-verdict answers in the format to two-image questions."""
