@@ -1,4 +1,5 @@
-"""The answer format every SEER role writes: ``<think> reasoning </think> <answer> answer </answer>``.
+"""The texts every SEER role reads and writes: ``<think> reasoning </think> <answer> answer </answer>``, and the
+naive-concatenation baseline.
 
 It is the format of the paper's evaluator (DeepSeek-R1 style tags), and we use it for the reprompter too:
 the reasoning is free text, the answer is what gets checked (Yes/No for the evaluator, a literal
@@ -21,6 +22,11 @@ _STRICT = re.compile(r"\s*<think>(?P<think>(?:(?!<think>|</think>|<answer>|</ans
 def format_answer(think: str, answer: str) -> str:
     """``<think> think </think> <answer> answer </answer>`` with single spaces (what a word tokenizer decodes to)."""
     return f"{THINK_OPEN} {think} {THINK_CLOSE} {ANSWER_OPEN} {answer} {ANSWER_CLOSE}"
+
+
+def naive_concatenation(instruction: str, prompt: str) -> str:
+    """The baseline SEER improves on: the instruction pasted before the prompt, as the generator's input."""
+    return f"{instruction} {prompt}"
 
 
 def parse_answer(text: str) -> tuple[str, str] | None:

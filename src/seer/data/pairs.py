@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from seer.data.curriculum import INSTRUCTION_STAGE, PROMPT_STAGE, STAGE_NAMES
 from seer.data.vie import VIEItem
 from seer.errors import SeerError
-from seer.eval.base import naive_concatenation
+from seer.formats import naive_concatenation
 from seer.worlds.shapeworld.grammar import GrammarError, describe, parse, try_parse
 from seer.worlds.shapeworld.items import failing_elaborations, perturb_scene
 from seer.worlds.shapeworld.judge import verify

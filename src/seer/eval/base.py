@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from seer.data.build import derive_eval_seed
 from seer.data.vie import DIFFICULTIES, SPLITS
-from seer.formats import parse_answer
+from seer.formats import naive_concatenation, parse_answer
 from seer.models.base import UnifiedModel
 from seer.worlds.shapeworld.concepts import CATEGORIES, LEXICON, qa_pairs
 from seer.worlds.shapeworld.corpus import CAPTION_QUESTIONS
@@ -146,11 +146,6 @@ def take_stratified(items: Sequence[T], n: int, key: Callable[[T], Hashable]) ->
     longest = max((len(g) for g in groups.values()), default=0)
     interleaved = [g[i] for i in range(longest) for g in groups.values() if i < len(g)]
     return interleaved[:n]
-
-
-def naive_concatenation(instruction: str, prompt: str) -> str:
-    """The baseline SEER improves on: the instruction pasted before the prompt, as the generator's input."""
-    return f"{instruction} {prompt}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
