@@ -40,15 +40,14 @@ def test_debug_reraises_instead_of_one_line():
 def test_console_script_builds_and_validates(tmp_path):
     """The installed `seer` script end to end: build, then validate what it wrote (a real subprocess)."""
     out = tmp_path / "vie"
-    build = subprocess.run([sys.executable, "-m", "seer.cli", "data", "--out", str(out)], capture_output=True, text=True)
+    seer = [sys.executable, "-m", "seer.cli"]
+    build = subprocess.run([*seer, "data", "--out", str(out)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     lines = (out / "train.jsonl").read_text().splitlines()
     assert len(lines) == 300 and json.loads(lines[0])["split"] == "id"
-    check = subprocess.run(
-        [sys.executable, "-m", "seer.cli", "data", "--validate", str(out / "eval.jsonl")], capture_output=True, text=True
-    )
+    check = subprocess.run([*seer, "data", "--validate", str(out / "eval.jsonl")], capture_output=True, text=True)
     assert check.returncode == 0 and "600" in check.stdout
-    again = subprocess.run([sys.executable, "-m", "seer.cli", "data", "--out", str(out)], capture_output=True, text=True)
+    again = subprocess.run([*seer, "data", "--out", str(out)], capture_output=True, text=True)
     assert again.returncode == 2 and "overwrite" in again.stderr  # refuses to clobber the first run's files
 
 

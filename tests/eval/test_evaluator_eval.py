@@ -14,8 +14,6 @@ from seer.data.pairs import LiteralRenderer, Pair, PairSet, PairSettings, Questi
 from seer.data.vie import item_from_dict
 from seer.errors import SeerError
 from seer.eval.evaluator import Judgement, evaluate_evaluator, summarize
-from seer.models.janus import JanusShape, JanusUMM
-from seer.worlds.shapeworld.corpus import corpus_words
 from seer.worlds.shapeworld.items import generate_items
 
 TEMPLATES = QuestionTemplates(
@@ -26,14 +24,6 @@ TEMPLATES = QuestionTemplates(
 ITEMS = [
     item_from_dict(r, "generated") for r in generate_items(0, 1, splits=("id",), categories=("palette", "quantity"))
 ]
-# A small Janus shape: the real model's plumbing at a fraction of shapeworld-tiny's cost.
-SMALL = JanusShape(
-    hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, vocab_size=None, max_position_embeddings=512,
-    image_size=32, patch_size=4,
-    vision=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2.0),
-    vq=dict(embed_dim=8, num_embeddings=64, latent_channels=32, base_channels=32, channel_multiplier=[1, 1, 2],
-            num_res_blocks=1),
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +116,8 @@ def test_summarize_by_hand():
         summarize(shown, swapped[:1])
 
 
-def test_real_model_is_evaluated_zero_shot_and_trained_and_left_as_it_was(pairs):
-    umm = JanusUMM.from_shape(SMALL, seed=0, words=corpus_words())
+def test_real_model_is_evaluated_zero_shot_and_trained_and_left_as_it_was(pairs, small_janus):
+    umm = small_janus()
     some = PairSet(pairs.root, pairs.pairs[:3], pairs.summary)
     assert set(evaluate_evaluator(umm, some, TEMPLATES, max_new_tokens=4)) == {"n_pairs", "settings", "zero_shot"}
     umm.add_adapter("evaluator")

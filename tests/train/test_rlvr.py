@@ -25,7 +25,6 @@ from seer.data.pairs import LiteralRenderer, PairSettings, build_pairs
 from seer.data.vie import item_from_dict
 from seer.errors import SeerError
 from seer.formats import format_answer
-from seer.models.janus import JanusShape, JanusUMM
 from seer.train.rlvr import (
     ARG_TYPES,
     CurriculumData,
@@ -35,19 +34,11 @@ from seer.train.rlvr import (
     prepare_output_dir,
     run,
 )
-from seer.worlds.shapeworld.corpus import corpus_words
 from seer.worlds.shapeworld.items import generate_items
 from seer.worlds.shapeworld.render import render
 from seer.worlds.shapeworld.scene import random_scene
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "rlvr"
-SMALL = JanusShape(
-    hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, vocab_size=None, max_position_embeddings=512,
-    image_size=32, patch_size=4,
-    vision=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2.0),
-    vq=dict(embed_dim=8, num_embeddings=64, latent_channels=32, base_channels=32, channel_multiplier=[1, 1, 2],
-            num_res_blocks=1),
-)  # fmt: skip
 # What a small run needs: 6 training items, 4 held out, 2 questions x 4 answers per step, short answers.
 SMALL_RUN = dict(
     pair_generator="renderer", max_train_items=6, heldout_items=4, prompts_per_step=2, num_generations=4,
@@ -56,9 +47,9 @@ SMALL_RUN = dict(
 
 
 @pytest.fixture(scope="module")
-def format_weights():
-    """Weights of SMALL after ~1 s of fitting random-verdict answers in the format to two-image questions."""
-    umm = JanusUMM.from_shape(SMALL, seed=0, words=corpus_words())
+def format_weights(small_janus):
+    """Weights of the small Janus after ~1 s of fitting random-verdict answers in the format to two-image questions."""
+    umm = small_janus()
     rng = random.Random(0)
     torch.manual_seed(0)
     question = "does the first image match the prompt better than the second image ? prompt : {}"
@@ -78,11 +69,17 @@ def format_weights():
     return {name: t.detach().clone() for name, t in umm.janus.state_dict().items()}
 
 
-def small_model(weights=None):
-    umm = JanusUMM.from_shape(SMALL, seed=0, words=corpus_words())
-    if weights is not None:
-        umm.janus.load_state_dict(weights)
-    return umm
+@pytest.fixture(scope="module")
+def small_model(small_janus):
+    """A factory: the small Janus, with `weights` loaded when given."""
+
+    def build(weights=None):
+        umm = small_janus()
+        if weights is not None:
+            umm.janus.load_state_dict(weights)
+        return umm
+
+    return build
 
 
 def base_weights(umm):
@@ -95,7 +92,7 @@ def metrics(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_two_step_run_trains_the_adapter_and_leaves_the_base_bit_identical(tmp_path, format_weights):
+def test_two_step_run_trains_the_adapter_and_leaves_the_base_bit_identical(tmp_path, format_weights, small_model):
     out = tmp_path / "run"
     umm = small_model(format_weights)
     before = base_weights(umm)
@@ -122,7 +119,7 @@ def test_two_step_run_trains_the_adapter_and_leaves_the_base_bit_identical(tmp_p
     assert results["status"] == "completed" and results["steps"] == 2
 
 
-def test_resumed_run_ends_with_the_adapter_of_the_uninterrupted_run(tmp_path, format_weights):
+def test_resumed_run_ends_with_the_adapter_of_the_uninterrupted_run(tmp_path, format_weights, small_model):
     # Threshold 0 switches after the first held-out evaluation (step 1), effective at step 3: after checkpoint-2.
     # So the resumed run trains on the right stage only if it restores the curriculum too.
     settings = dict(**SMALL_RUN, max_steps=4, curriculum_switch_step=None, curriculum_threshold=0.0,
@@ -148,7 +145,7 @@ def test_resumed_run_ends_with_the_adapter_of_the_uninterrupted_run(tmp_path, fo
     assert [r["reward"] for r in metrics(cut)] == [r["reward"] for r in metrics(whole)]
 
 
-def test_all_zero_rewards_stop_the_run_after_n_steps(tmp_path):
+def test_all_zero_rewards_stop_the_run_after_n_steps(tmp_path, small_model):
     out = tmp_path / "run"  # untrained random weights never answer in the format: every reward is 0
     args = RLVRArgs(**{**SMALL_RUN, "max_bad_reward_steps": 2}, max_steps=5, curriculum_threshold=None,
                     save_steps=10, output_dir=str(out))  # fmt: skip
@@ -178,7 +175,7 @@ def test_curriculum_data_serves_each_step_from_its_stage(tmp_path):
     assert data.last_step_read == 4
 
 
-def test_trl_renders_the_two_image_prompt_exactly_as_the_model_formats_it():
+def test_trl_renders_the_two_image_prompt_exactly_as_the_model_formats_it(small_model):
     umm = small_model()
     text = RLVRArgs().prompt_question.format(prompt="a large red circle at the center on a white background")
     image = render(random_scene(random.Random(0)))
@@ -227,7 +224,7 @@ def test_recipes_parse(recipe):
     assert args.reward_weights == [1.0, 1.0] and args.beta > 0
 
 
-def test_tiny_recipe_speaks_the_tiny_vocabulary_and_janus_recipe_the_papers_prompt():
+def test_tiny_recipe_speaks_the_tiny_vocabulary_and_janus_recipe_the_papers_prompt(small_model):
     (tiny,) = parse(["--config", str(RECIPES / "shapeworld-tiny.yaml")], ARG_TYPES)
     check_vocabulary(small_model().tokenizer, tiny.templates())  # no word of it reads as <unk>
     (janus,) = parse(["--config", str(RECIPES / "janus-pro-1b.yaml")], ARG_TYPES)

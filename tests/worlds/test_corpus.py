@@ -1,4 +1,4 @@
-"""The pre-training corpus: answers are true of their images, no SEER task leaks in, every word is in the vocabulary."""
+"""The pre-training corpus: answers are true of their images, no SEER task leaks in, every word is in the vocab."""
 
 import random
 import re

@@ -80,7 +80,7 @@ class EvalArgs:
     n_vq: int = field(default=500, metadata={"help": "Rendered scenes (1-4 objects) for the tokenizer round trip."})
     guidance_scale: float | None = field(
         default=None,
-        metadata={"help": "Classifier-free guidance of image generation (default: the model's own, see generation_config)."},
+        metadata={"help": "Classifier-free guidance of image generation (default: the model's own default)."},
     )
     temperature: float = field(default=1.0, metadata={"help": "Image sampling temperature; 0 = greedy decoding."})
     max_new_tokens: int = field(default=64, metadata={"help": "Token budget of captions and answers (greedy)."})
