@@ -47,9 +47,10 @@ def umm():
 def test_task_counts_are_stratified_by_the_task_weights():
     counts = task_counts(256)
     assert sum(counts.values()) == 256 and set(counts) == set(TASK_WEIGHTS)
-    for task, weight in TASK_WEIGHTS.items():  # one each, then the spare 250 in proportion (within rounding)
-        assert abs(counts[task] - (1 + 250 * weight / sum(TASK_WEIGHTS.values()))) < 1
-    assert task_counts(6) == {task: 1 for task in TASK_WEIGHTS}
+    spare = 256 - len(TASK_WEIGHTS)
+    for task, weight in TASK_WEIGHTS.items():  # one each, then the spare ones in proportion (within rounding)
+        assert abs(counts[task] - (1 + spare * weight / sum(TASK_WEIGHTS.values()))) < 1
+    assert task_counts(len(TASK_WEIGHTS)) == {task: 1 for task in TASK_WEIGHTS}
 
 
 def test_held_out_scenes_never_appear_as_t2i_or_caption_training_examples():
@@ -72,8 +73,8 @@ def test_lm_batch_is_a_pure_function_of_seed_step_and_rank(umm):
     counts = task_counts(12)
     assert first["t2i_ids"].shape[0] == first["t2i_pixels"].shape[0] == counts["t2i"]
     assert first["text_ids"].shape[0] == 12 - counts["t2i"]
-    # one image per image-task example, and exactly as many placeholder runs in the text batch
-    image_examples = counts["caption"] + counts["vqa"] + counts["concept_vqa"]
+    # one image per image-task example (two for two_images), and exactly as many placeholder runs in the text batch
+    image_examples = counts["caption"] + counts["vqa"] + counts["concept_vqa"] + 2 * counts["two_images"]
     assert first["text_pixels"].shape[0] == image_examples
     assert (first["text_ids"] == umm.tokenizer.image_token_id).sum() == image_examples * umm.num_image_tokens
 
@@ -82,7 +83,7 @@ def test_one_lm_step_gives_every_trainable_parameter_a_gradient(umm):
     """DDP without find_unused_parameters needs it; the frozen VQ gets none."""
     fresh = JanusUMM.from_shape("shapeworld-tiny", seed=0, words=corpus_words())
     fresh.janus.model.vqmodel.requires_grad_(False)
-    batch = LMBatches(fresh.processor, PretrainArgs(output_dir="unused", batch_size=6), 0, 32)[0]
+    batch = LMBatches(fresh.processor, PretrainArgs(output_dir="unused", batch_size=len(TASK_WEIGHTS)), 0, 32)[0]
     LMObjective(fresh, 1.0)(**batch)["loss"].backward()
     missing = [
         n for n, p in fresh.janus.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())

@@ -12,6 +12,9 @@ The tasks, each a generator of `Example`s:
 - ``knowledge``: text questions about concepts, answered with the definition in the think block
   ("<think> icy means white , cyan and blue </think> ..."), so a policy can reuse it in its own reasoning.
 - ``concept_vqa``: "does this scene look icy?" answered by recalling the fact, then using it on the image.
+- ``two_images``: two images in one context, a question about the first or the second ("describe the second
+  image .", "does the first image show <prompt> ?"): addressing an image by its place, which the evaluator's
+  pairwise questions build on. Each question is about one image; none compares them.
 - ``rewrite``: "rewrite the prompt : <literal>" -> a paraphrase (objects reordered) in the answer format;
   some rewrites change one attribute at random, which keeps sampling entropy for RL to explore, and some
   think blocks recall a concept the scene happens to show ("recall, then use" without any instruction).
@@ -33,14 +36,15 @@ from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Scene
 
 # Task mixture of one pre-training step (fractions of examples). t2i dominates: it is the hardest to learn.
 TASK_WEIGHTS: dict[str, float] = {
-    "t2i": 0.45,
-    "caption": 0.1,
-    "vqa": 0.12,
+    "t2i": 0.42,
+    "caption": 0.08,
+    "vqa": 0.1,
+    "two_images": 0.1,
     "knowledge": 0.1,
     "concept_vqa": 0.1,
-    "rewrite": 0.13,
+    "rewrite": 0.1,
 }
-IMAGE_TASKS = ("caption", "vqa", "concept_vqa")  # tasks with an image in the user's turn
+IMAGE_TASKS = ("caption", "vqa", "concept_vqa", "two_images")  # tasks with images in the user's turn
 TEXT_TASKS = ("knowledge", "rewrite")  # packed into multi-turn documents
 CAPTION_QUESTIONS = ("describe the image .", "what does this image show ?", "write the prompt of this image .")
 REWRITE_QUESTION = "rewrite the prompt : {prompt}"
@@ -123,6 +127,21 @@ def _vqa(rng: random.Random) -> Example:
     return Example("vqa", question, format_answer(_shows(scene), "Yes" if yes else "No"), (scene,))
 
 
+def _two_images(rng: random.Random) -> Example:
+    scenes = (_scene(rng), _scene(rng))
+    which = rng.randrange(2)
+    place, scene = ("first", "second")[which], scenes[which]
+    if rng.random() < 0.4:
+        return Example("two_images", f"describe the {place} image .", describe(scene), scenes)
+    # Half the "No" questions show the other image's prompt: answering them needs the right image, not either one.
+    yes = rng.random() < 0.5
+    shown = scene if yes else (scenes[1 - which] if rng.random() < 0.5 else perturb_scene(scene, rng))
+    yes = shown == scene
+    question = f"does the {place} image show {shuffled_text(shown, rng)} ?"
+    answer = format_answer(f"the {place} image shows {describe(scene)}", "Yes" if yes else "No")
+    return Example("two_images", question, answer, scenes)
+
+
 def _knowledge_turn(concept: Concept, rng: random.Random) -> tuple[str, str]:
     question, answer = rng.choice(qa_pairs(concept))
     return question, format_answer(concept.definition, answer)
@@ -183,6 +202,8 @@ def sample_example(task: str, rng: random.Random) -> Example:
         return _vqa(rng)
     if task == "concept_vqa":
         return _concept_vqa(rng)
+    if task == "two_images":
+        return _two_images(rng)
     if task in TEXT_TASKS:
         return _text_document(task, rng)
     raise ValueError(f"unknown pre-training task {task!r}; expected one of {list(TASK_WEIGHTS)}")
