@@ -56,7 +56,11 @@ def test_vqa_answers_are_true_of_the_image(examples):
     for ex in (e for e in examples if e.task == "vqa"):
         scene = ex.scenes[0]
         think, answer = parse_answer(ex.target)
-        assert think.startswith("the image shows ") and parse(think[len("the image shows ") :]) == scene
+        seen, asked = think.split(" . asked : ")
+        assert seen.startswith("the image shows ") and parse(seen[len("the image shows ") :]) == scene
+        # The restatement is the question's own words: "is there a red circle ?" -> "a red circle".
+        question_words = ex.prompt.removesuffix(" ?").split()
+        assert asked.split() == question_words[-len(asked.split()) :] or asked == f"a {question_words[-1]} background"
         if m := re.fullmatch(r"is there a (\w+) (\w+) \?", ex.prompt):
             truth = any(o.color == m[1] and o.shape == m[2] for o in scene.objects)
         elif m := re.fullmatch(r"is the background (\w+) \?", ex.prompt):
@@ -81,8 +85,10 @@ def test_two_image_questions_are_about_the_image_they_name(examples):
         m = re.fullmatch(r"does the (first|second) image show (.+) \?", ex.prompt)
         scene = ex.scenes[("first", "second").index(m[1])]
         think, answer = parse_answer(ex.target)
-        assert think == f"the {m[1]} image shows " + think.split(" image shows ", 1)[1]
-        assert parse(think.split(" image shows ", 1)[1]) == scene
+        seen, asked = think.split(" . asked : ")
+        assert seen == f"the {m[1]} image shows " + seen.split(" image shows ", 1)[1]
+        assert parse(seen.split(" image shows ", 1)[1]) == scene
+        assert asked == m[2]
         assert answer == ("Yes" if parse(m[2]) == scene else "No")
         checked += 1
     assert checked > 50

@@ -55,11 +55,20 @@ from seer.train import checkpoint as ckpt
 from seer.train.lm_losses import drop_prompts, image_tokens, t2i_loss, t2i_prompt_batch, text_batch, text_loss
 from seer.train.vq import VQBatches, VQObjective, eval_scenes, reconstruction_exact_rate, scene_pixels
 from seer.worlds.shapeworld.concepts import LEXICON
-from seer.worlds.shapeworld.corpus import CAPTION_QUESTIONS, TASK_WEIGHTS, Example, corpus_words, sample_example
+from seer.worlds.shapeworld.corpus import (
+    CAPTION_QUESTIONS,
+    TASK_WEIGHTS,
+    Example,
+    corpus_words,
+    sample_example,
+    sample_yes_no,
+)
 from seer.worlds.shapeworld.grammar import describe, try_parse
 from seer.worlds.shapeworld.oracle import parse_image
 from seer.worlds.shapeworld.render import render
 from seer.worlds.shapeworld.scene import MAX_OBJECTS, Scene, random_scene
+
+YES_NO_MAX_TOKENS = 192  # a yes/no think restates the question: 4-object scenes need ~120 tokens
 
 
 @dataclass
@@ -347,6 +356,19 @@ def evaluate_lm(umm: JanusUMM, args: PretrainArgs, grid_path: Path) -> dict[str,
             ok = parsed is not None and parsed[1] == _normalise(umm, a)
             rows.append((ok, f"{q!r} -> {text!r}" + ("" if ok else f" (expected answer {a!r})")))
     metrics["eval/knowledge_acc"] = _verdicts("knowledge QA (greedy), answer exact", rows, args.eval_print_samples)
+
+    # Yes/no questions about one image or one of two: the skill the evaluator's pairwise judging builds on.
+    rng = random.Random(f"eval-vqa-{args.seed}")
+    examples = [sample_yes_no(task, rng) for task in ("vqa", "two_images") for _ in range(args.eval_samples // 2)]
+    rows = []
+    for chunk in _chunks(examples, args.eval_batch_size):
+        images = [[render(s, umm.image_size) for s in e.scenes] for e in chunk]
+        prompts = [e.prompt for e in chunk]
+        out = umm.generate_text(prompts, images, max_new_tokens=YES_NO_MAX_TOKENS, do_sample=False)
+        for e, text in zip(chunk, out.texts):
+            parsed, expected = parse_answer(text), parse_answer(e.target)
+            rows.append((parsed is not None and parsed[1] == expected[1], f"{e.prompt!r} -> {text!r}"))
+    metrics["eval/yes_no_acc"] = _verdicts("yes/no VQA (greedy), verdict right", rows, args.eval_print_samples)
     return metrics
 
 

@@ -7,8 +7,12 @@ The tasks, each a generator of `Example`s:
 - ``t2i``: literal prompt -> image (objects sometimes listed out of cell order: reprompts may do that).
 - ``caption``: image -> its literal prompt.
 - ``vqa``: single-image yes/no questions ("is there a red circle?", "does the image show <prompt>?"),
-  answered in the SEER format ``<think> the image shows ... </think> <answer> Yes </answer>``: the
-  instruction-tuned habits (a format, reasoning before answering) a paper-scale base model already has.
+  answered in the SEER format ``<think> the image shows ... . asked : ... </think> <answer> Yes </answer>``:
+  the instruction-tuned habits (a format, reasoning before answering) a paper-scale base model already has.
+  The think block ends by restating what was asked after what the image shows: the verdict is
+  then a check between two parts of the think, which the tiny model learns, as it learns the concept check of
+  ``concept_vqa``. Without the restatement it never learned to compare the question with the image (the
+  shipped run-4 model answered "is the background red ?" at chance while describing the background right).
 - ``knowledge``: text questions about concepts, answered with the definition in the think block
   ("<think> icy means white , cyan and blue </think> ..."), so a policy can reuse it in its own reasoning.
 - ``concept_vqa``: "does this scene look icy?" answered by recalling the fact, then using it on the image.
@@ -28,7 +32,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from seer.formats import FORMAT_WORDS, format_answer
+from seer.formats import ANSWER_OPEN, FORMAT_WORDS, format_answer
 from seer.worlds.shapeworld.concepts import LEXICON, Concept, qa_pairs, scene_has_concept, vocabulary
 from seer.worlds.shapeworld.grammar import describe, describe_object
 from seer.worlds.shapeworld.items import elaborate, perturb_scene
@@ -36,13 +40,13 @@ from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Scene
 
 # Task mixture of one pre-training step (fractions of examples). t2i dominates: it is the hardest to learn.
 TASK_WEIGHTS: dict[str, float] = {
-    "t2i": 0.42,
-    "caption": 0.08,
-    "vqa": 0.1,
-    "two_images": 0.1,
-    "knowledge": 0.1,
-    "concept_vqa": 0.1,
-    "rewrite": 0.1,
+    "t2i": 0.40,
+    "caption": 0.06,
+    "vqa": 0.13,
+    "two_images": 0.13,
+    "knowledge": 0.09,
+    "concept_vqa": 0.10,
+    "rewrite": 0.09,
 }
 IMAGE_TASKS = ("caption", "vqa", "concept_vqa", "two_images")  # tasks with images in the user's turn
 TEXT_TASKS = ("knowledge", "rewrite")  # packed into multi-turn documents
@@ -103,6 +107,11 @@ def _shows(scene: Scene) -> str:
     return f"the image shows {describe(scene)}"
 
 
+def _checked(seen: str, asked: str) -> str:
+    """A yes/no think block: what the image shows, then what the question asked, copied from it."""
+    return f"{seen} . asked : {asked}"
+
+
 def _vqa(rng: random.Random) -> Example:
     scene = _scene(rng)
     kind = rng.choice(("object", "background", "place", "prompt"))
@@ -113,18 +122,20 @@ def _vqa(rng: random.Random) -> Example:
         if not yes:
             color = rng.choice([c for c in COLORS if c != color])
         yes = any(o.shape == shape and o.color == color for o in scene.objects)
-        question = f"is there a {color} {shape} ?"
+        question, asked = f"is there a {color} {shape} ?", f"a {color} {shape}"
     elif kind == "background":
         color = scene.background if yes else rng.choice([c for c in COLORS if c != scene.background])
-        question = f"is the background {color} ?"
+        question, asked = f"is the background {color} ?", f"a {color} background"
     elif kind == "place":
         pos = obj.pos if yes else rng.choice([p for p in POSITIONS if p != obj.pos])
         yes = any(o.shape == obj.shape and o.pos == pos for o in scene.objects)
-        question = f"is there a {obj.shape} at the {pos} ?"
+        question, asked = f"is there a {obj.shape} at the {pos} ?", f"a {obj.shape} at the {pos}"
     else:
         shown = scene if yes else perturb_scene(scene, rng)
-        question = f"does the image show {shuffled_text(shown, rng)} ?"
-    return Example("vqa", question, format_answer(_shows(scene), "Yes" if yes else "No"), (scene,))
+        asked = shuffled_text(shown, rng)
+        question = f"does the image show {asked} ?"
+    think = _checked(_shows(scene), asked)
+    return Example("vqa", question, format_answer(think, "Yes" if yes else "No"), (scene,))
 
 
 def _two_images(rng: random.Random) -> Example:
@@ -137,8 +148,10 @@ def _two_images(rng: random.Random) -> Example:
     yes = rng.random() < 0.5
     shown = scene if yes else (scenes[1 - which] if rng.random() < 0.5 else perturb_scene(scene, rng))
     yes = shown == scene
-    question = f"does the {place} image show {shuffled_text(shown, rng)} ?"
-    answer = format_answer(f"the {place} image shows {describe(scene)}", "Yes" if yes else "No")
+    asked = shuffled_text(shown, rng)
+    question = f"does the {place} image show {asked} ?"
+    think = _checked(f"the {place} image shows {describe(scene)}", asked)
+    answer = format_answer(think, "Yes" if yes else "No")
     return Example("two_images", question, answer, scenes)
 
 
@@ -209,6 +222,14 @@ def sample_example(task: str, rng: random.Random) -> Example:
     raise ValueError(f"unknown pre-training task {task!r}; expected one of {list(TASK_WEIGHTS)}")
 
 
+def sample_yes_no(task: str, rng: random.Random) -> Example:
+    """An example of image task `task` ("vqa", "two_images" or "concept_vqa") that is a yes/no question."""
+    while True:
+        example = sample_example(task, rng)
+        if ANSWER_OPEN in example.target:
+            return example
+
+
 def sample_tasks(n: int, rng: random.Random, weights: dict[str, float] = TASK_WEIGHTS) -> list[str]:
     """`n` task names drawn from the mixture."""
     return rng.choices(list(weights), weights=list(weights.values()), k=n)
@@ -226,7 +247,7 @@ def corpus_words() -> list[str]:
         "compare how well each image matches the instruction . prompt instruction : ; "
         "the image shows has shapes shape looks on a background rewrite describe what this write of is there "
         "then after that also i would like want could let version hues here everything "
-        "zero one two three four five six seven eight nine first second"
+        "zero one two three four five six seven eight nine first second asked"
     )
     words = set(vocabulary()) | set(seer_prompts.split()) | set(FORMAT_WORDS)
     for text in CAPTION_QUESTIONS + (REWRITE_QUESTION.format(prompt=""),):
