@@ -8,6 +8,7 @@ contain red or blue. The last tests run the real command on a random-weight Janu
 
 import json
 import random
+import re
 from contextlib import contextmanager
 
 import numpy as np
@@ -37,11 +38,13 @@ from seer.eval.base import (
     take_stratified,
     vie_eval_items,
     vq_fidelity,
+    yes_no_accuracy,
+    yes_no_questions,
 )
 from seer.eval.command import EvalArgs, image_grid, load_vie_items, run_base_suite, write_outputs
 from seer.models.base import ImageGeneration, TextGeneration
 from seer.worlds.shapeworld.concepts import LEXICON
-from seer.worlds.shapeworld.corpus import _knowledge_turn, corpus_words
+from seer.worlds.shapeworld.corpus import CAPTION_QUESTIONS, Example, _knowledge_turn, corpus_words
 from seer.worlds.shapeworld.grammar import describe, parse, try_parse
 from seer.worlds.shapeworld.oracle import parse_image
 from seer.worlds.shapeworld.render import render
@@ -63,6 +66,22 @@ BLANK = Image.new("RGB", (32, 32), (128, 128, 128))  # one flat colour: the orac
 def tokenizer_spacing(text: str) -> str:
     """How the word-level tokenizer decodes text: a space before each comma (written out by hand here)."""
     return text.replace(", ", " , ")
+
+
+def yes_no_truth(question, scenes):
+    """The true answer to a corpus yes/no question about `scenes`, read from the question by hand."""
+    if m := re.fullmatch(r"does the (first|second) image show (.+) \?", question):
+        truth = parse(m[2]) == scenes[("first", "second").index(m[1])]
+    elif m := re.fullmatch(r"does the image show (.+) \?", question):
+        truth = parse(m[1]) == scenes[0]
+    elif m := re.fullmatch(r"is the background (\w+) \?", question):
+        truth = scenes[0].background == m[1]
+    elif m := re.fullmatch(r"is there a (\w+) at the ([\w ]+) \?", question):
+        truth = any(o.shape == m[1] and o.pos == m[2] for o in scenes[0].objects)
+    else:
+        m = re.fullmatch(r"is there a (\w+) (\w+) \?", question)
+        truth = any(o.color == m[1] and o.shape == m[2] for o in scenes[0].objects)
+    return "Yes" if truth else "No"
 
 
 class LiteralStub:
@@ -113,7 +132,11 @@ class LiteralStub:
         if images is None:
             texts = [tokenizer_spacing(self.answer_to(p)) for p in prompts]
         else:
-            texts = [tokenizer_spacing(self.caption_of(parse_image(imgs[0]))) for imgs in images]
+            texts = [
+                tokenizer_spacing(self.caption_of(parse_image(imgs[0]))) if p in CAPTION_QUESTIONS
+                else f"<think> x </think> <answer> {yes_no_truth(p, [parse_image(im) for im in imgs])} </answer>"
+                for p, imgs in zip(prompts, images)
+            ]  # fmt: skip
         return TextGeneration(texts=texts, token_ids=[[] for _ in texts], prompt_ids=[[] for _ in texts])
 
     def encode_images(self, images):
@@ -213,6 +236,7 @@ def test_targets_compare_in_their_direction_and_match_world_md():
         "t2i_3_objects": (">=", 0.75),
         "caption_exact": (">=", 0.90),
         "knowledge_qa": (">=", 0.95),
+        "vqa_yes_no": (">=", 0.90),
         "vie_naive_satisfied": ("<=", 0.25),
         "vie_gold_passed": (">=", 0.85),
         "vq_fidelity": (">=", 0.97),
@@ -351,7 +375,7 @@ def test_cognitive_gap_of_a_generator_that_understands_instructions_and_one_blin
 
 
 def small_args(tmp_path, **overrides):
-    sizes = dict(n_t2i=2, n_caption=2, n_qa=3, n_vie=2, n_vq=2, batch_size=2)
+    sizes = dict(n_t2i=2, n_caption=2, n_qa=3, n_vqa=2, n_vie=2, n_vq=2, batch_size=2)
     return EvalArgs(output_dir=str(tmp_path), **{**sizes, **overrides})
 
 
@@ -371,19 +395,38 @@ def test_base_suite_on_the_literal_stub_passes_every_target_and_writes_outputs(t
     assert on_disk["figures"]["vie_gold_passed"]["guidance_scale"] == 3.0
     assert {call[2] for call in model.image_calls} == {3.0}
     lines = (tmp_path / "samples.jsonl").read_text().splitlines()
-    assert len(lines) == 2 + 2 + 2 + 3 + 2 + 2 + 2
+    assert len(lines) == 2 + 2 + 2 + 3 + 2 + 2 + 2 + 2
     # 5 image rows (t2i x2, naive, gold, vq) of 2 images of 32 px, scaled x2 with 2 px padding.
     assert Image.open(tmp_path / "samples.png").size == (2 + 2 * 66, 2 + 5 * 66)
 
 
 def test_base_suite_skips_figures_with_n_zero_and_reports_failures(tmp_path):
-    results = run_base_suite(RedBlueStub(), small_args(tmp_path, n_vq=0, n_t2i=0))
+    results = run_base_suite(RedBlueStub(), small_args(tmp_path, n_vq=0, n_t2i=0, n_vqa=0))
     assert list(results) == ["caption_exact", "knowledge_qa", "vie_naive_satisfied", "vie_gold_passed"]
     report = write_outputs(tmp_path, results, {})
     assert not write_outputs(tmp_path, {}, {})["all_passed"]  # nothing measured is not a pass
     report = write_outputs(tmp_path, results, {})
-    assert report["skipped"] == ["t2i_1_object", "t2i_3_objects", "vq_fidelity"]
+    assert report["skipped"] == ["t2i_1_object", "t2i_3_objects", "vqa_yes_no", "vq_fidelity"]
     assert report["figures"]["knowledge_qa"]["passed"] is False and report["all_passed"] is False
+
+
+def test_yes_no_accuracy_grades_the_verdict_against_a_hand_reading_of_each_question():
+    questions = yes_no_questions(0, 40)
+    assert {q.task for q in questions} == {"vqa", "two_images"} and questions == yes_no_questions(0, 40)
+    perfect = yes_no_accuracy(LiteralStub(), questions, batch_size=16)
+    assert perfect.value == 1.0 and perfect.n == 40  # the corpus's labels agree with the hand reading
+
+    class AlwaysYes(LiteralStub):
+        def generate_text(self, prompts, images=None, **kwargs):
+            texts = ["<think> x </think> <answer> Yes </answer>"] * len(prompts)
+            return TextGeneration(texts=texts, token_ids=[[] for _ in texts], prompt_ids=[[] for _ in texts])
+
+    truths = [yes_no_truth(q.prompt, q.scenes) for q in questions]
+    assert yes_no_accuracy(AlwaysYes(), questions).value == truths.count("Yes") / 40
+    hand = [Example("vqa", "is the background white ?", "<think> x </think> <answer> Yes </answer>", (SCENES[0],))]
+    assert yes_no_accuracy(LiteralStub(), hand).value == 1.0
+    wrong = [Example("vqa", "is the background white ?", "<think> x </think> <answer> No </answer>", (SCENES[0],))]
+    assert yes_no_accuracy(LiteralStub(), wrong).value == 0.0  # a wrong label is counted against the model
 
 
 def test_image_grid_lays_out_scaled_rows_on_white():
@@ -414,7 +457,7 @@ def test_seer_eval_end_to_end_on_a_random_weight_janus(tmp_path, capsys):
     model_dir = tmp_path / "model"
     JanusUMM.from_shape("shapeworld-tiny", seed=0, words=corpus_words()).save_pretrained(model_dir)
     out = tmp_path / "eval"
-    sizes = ["--n_t2i", "1", "--n_caption", "1", "--n_qa", "1", "--n_vie", "1", "--n_vq", "1"]
+    sizes = ["--n_t2i", "1", "--n_caption", "1", "--n_qa", "1", "--n_vqa", "1", "--n_vie", "1", "--n_vq", "1"]
     assert main(["eval", "--model", str(model_dir), "--output_dir", str(out), *sizes, "--max_new_tokens", "8"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert list(results["figures"]) == list(TARGETS)
@@ -423,7 +466,7 @@ def test_seer_eval_end_to_end_on_a_random_weight_janus(tmp_path, capsys):
         assert figure["passed"] == TARGETS[name].met_by(figure["value"])
     assert results["model"] == str(model_dir) and results["wall_s"] > 0
     assert "n_t2i: 1" in (out / "config.yaml").read_text()
-    assert len((out / "samples.jsonl").read_text().splitlines()) == 7
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 8
     assert Image.open(out / "samples.png").size == (2 + 66, 2 + 5 * 66)
     assert "vq_fidelity" in capsys.readouterr().out
     # The saved config re-runs the same evaluation: same seeds, same images, same samples, byte for byte.

@@ -9,6 +9,7 @@ The figures WORLD.md asks of the embedded UMM before SEER is meaningful ("The em
     t2i_3_objects        the same for 3-object prompts                                                         >= 0.75
     caption_exact        the greedy caption of a rendered scene parses (literal grammar) to exactly it         >= 0.90
     knowledge_qa         the greedy answer to a concept question has the expected answer block                >= 0.95
+    vqa_yes_no           the greedy verdict to a yes/no question about one image (or one of two) is right      >= 0.90
     vie_naive_satisfied  the image of `instruction + " " + prompt` satisfies the instruction (cognitive gap)   <= 0.25
     vie_gold_passed      the image of the item's gold elaboration passes the oracle                           >= 0.85
     vq_fidelity          a rendered scene passed through the image tokenizer (encode -> decode) reads exactly >= 0.97
@@ -42,7 +43,7 @@ from seer.data.vie import DIFFICULTIES, SPLITS
 from seer.formats import naive_concatenation, parse_answer
 from seer.models.base import UnifiedModel
 from seer.worlds.shapeworld.concepts import CATEGORIES, LEXICON, qa_pairs
-from seer.worlds.shapeworld.corpus import CAPTION_QUESTIONS
+from seer.worlds.shapeworld.corpus import CAPTION_QUESTIONS, Example, sample_yes_no
 from seer.worlds.shapeworld.grammar import describe, try_parse
 from seer.worlds.shapeworld.items import generate_items
 from seer.worlds.shapeworld.judge import verify
@@ -77,6 +78,7 @@ TARGETS: dict[str, Target] = {
     "t2i_3_objects": Target(">=", 0.75),
     "caption_exact": Target(">=", 0.90),
     "knowledge_qa": Target(">=", 0.95),
+    "vqa_yes_no": Target(">=", 0.90),
     "vie_naive_satisfied": Target("<=", 0.25),
     "vie_gold_passed": Target(">=", 0.85),
     "vq_fidelity": Target(">=", 0.97),
@@ -181,6 +183,13 @@ def knowledge_questions(n: int | None = None) -> list[KnowledgeQuestion]:
         for question, answer in qa_pairs(c)
     ]
     return questions if n is None else take_stratified(questions, n, key=lambda q: q.concept)
+
+
+def yes_no_questions(seed: int, n: int) -> list[Example]:
+    """`n` yes/no questions about rendered scenes, half about one image and half about one of two (the corpus's
+    `vqa` and `two_images` tasks), from the string-keyed stream ``seer-eval/<seed>/vqa_yes_no``."""
+    rng = random.Random(f"seer-eval/{seed}/vqa_yes_no")
+    return [sample_yes_no(("vqa", "two_images")[i % 2], rng) for i in range(n)]
 
 
 VIE_CELLS = len(CATEGORIES) * len(DIFFICULTIES) * len(SPLITS)
@@ -371,6 +380,38 @@ def knowledge_accuracy(
     }
     breakdown = {"category": rates_by(flags, [q.category for q in questions])}
     return Measurement(rate(flags), len(flags), samples, extras=extras, breakdown=breakdown)
+
+
+def yes_no_accuracy(
+    model: UnifiedModel,
+    questions: Sequence[Example],
+    *,
+    image_size: int = 32,
+    max_new_tokens: int = 192,
+    batch_size: int = 32,
+) -> Measurement:
+    """How often the greedy verdict (the answer block) to a yes/no question about rendered scenes is the true one.
+
+    The think block is not graded; a think that restates a 4-object question needs ~120 tokens.
+    """
+    images = [[render(scene, image_size) for scene in q.scenes] for q in questions]
+    texts = generate_texts_batched(
+        model, [q.prompt for q in questions], images, max_new_tokens=max_new_tokens, batch_size=batch_size,
+        desc="yes/no questions",
+    )  # fmt: skip
+    expected = [parse_answer(q.target)[1] for q in questions]  # type: ignore[index]  # the corpus's own format
+    flags = [answer_correct(text, answer) for text, answer in zip(texts, expected)]
+    samples = [
+        {"task": q.task, "question": q.prompt, "scenes": [describe(s) for s in q.scenes], "expected": e,
+         "output": t, "correct": f}
+        for q, e, t, f in zip(questions, expected, texts, flags)
+    ]  # fmt: skip
+    extras = {
+        "format_ok": rate([parse_answer(t) is not None for t in texts]),
+        "yes_expected": rate([e == "Yes" for e in expected]),  # the constant-answer baseline is max(this, 1 - this)
+    }
+    breakdown = {"task": rates_by(flags, [q.task for q in questions])}
+    return Measurement(rate(flags), len(flags), samples, [im[0] for im in images], extras, breakdown)
 
 
 def _vie_breakdown(flags: Sequence[bool], items: Sequence[Any]) -> dict[str, dict[str, dict[str, float | int]]]:

@@ -2,6 +2,7 @@
 
     seer eval --suite base                                     # the embedded model, default sizes
     seer eval --suite base --model runs/pretrain --output_dir runs/eval-base --n_t2i 50 --n_vie 48
+    seer eval --suite evaluator --rlvr_dir runs/rlvr --output_dir runs/eval-evaluator  # seer.eval.evaluator_suite
 
 Suite `base` measures the figures of `seer.eval.base` (generation, captions, concept knowledge, the cognitive gap
 and the image tokenizer) with every adapter disabled. It writes into `--output_dir`:
@@ -50,6 +51,8 @@ from seer.eval.base import (
     vie_cell,
     vie_eval_items,
     vq_fidelity,
+    yes_no_accuracy,
+    yes_no_questions,
 )
 
 
@@ -61,7 +64,16 @@ class EvalArgs:
         default=None,
         metadata={"help": "Model directory (a `seer pretrain` output or a Janus checkpoint); default: embedded."},
     )
-    suite: Literal["base"] = field(default="base", metadata={"help": "Figures to measure (base: see seer.eval.base)."})
+    suite: Literal["base", "evaluator"] = field(
+        default="base",
+        metadata={"help": "base: seer.eval.base; evaluator: an RLVR run's evaluator (seer.eval.evaluator_suite)."},
+    )
+    rlvr_dir: str | None = field(
+        default=None, metadata={"help": "Evaluator suite: the RLVR run directory (its config.yaml and evaluator/)."}
+    )
+    n_pair_items: int = field(
+        default=96, metadata={"help": "Evaluator suite: evaluation items to build pairs of both stages from."}
+    )
     output_dir: str = field(default="runs/eval-base", metadata={"help": "Where results.json, samples and config go."})
     seed: int = field(
         default=0,
@@ -72,6 +84,7 @@ class EvalArgs:
     n_qa: int | None = field(
         default=None, metadata={"help": "Concept questions, round robin over concepts; default: all of them; 0 skips."}
     )
+    n_vqa: int = field(default=200, metadata={"help": "Yes/no questions about rendered scenes; 0 skips."})
     n_vie: int = field(default=240, metadata={"help": "VIE items, spread over category/difficulty/split; 0 skips."})
     vie_file: str | None = field(
         default=None,
@@ -88,7 +101,10 @@ class EvalArgs:
     device: str = field(default="cpu", metadata={"help": "Device to run the model on (cpu, cuda, cuda:1, ...)."})
 
     def __post_init__(self) -> None:
-        counts = {"n_t2i": self.n_t2i, "n_caption": self.n_caption, "n_vie": self.n_vie, "n_vq": self.n_vq}
+        counts = {
+            "n_t2i": self.n_t2i, "n_caption": self.n_caption, "n_vqa": self.n_vqa, "n_vie": self.n_vie,
+            "n_vq": self.n_vq, "n_pair_items": self.n_pair_items,
+        }  # fmt: skip
         if self.n_qa is not None:
             counts["n_qa"] = self.n_qa
         for name, value in counts.items():
@@ -115,6 +131,7 @@ GRID_ROWS: tuple[tuple[str, str], ...] = (
     ("vq round trip", "vq_fidelity"),
 )
 GRID_COLUMNS = 8
+YES_NO_TOKENS = 192  # at least this many for yes/no answers: their think restates the question
 SHOWN_SAMPLES = 2  # printed per figure
 
 
@@ -195,6 +212,13 @@ def run_base_suite(model: BaseSuiteModel, args: EvalArgs) -> dict[str, FigureRes
                 knowledge_accuracy, model, questions, max_new_tokens=args.max_new_tokens, batch_size=batch
             )
             results["knowledge_qa"] = FigureResult(measured, text, wall)
+        if args.n_vqa:
+            long_text = {**text, "max_new_tokens": max(args.max_new_tokens, YES_NO_TOKENS)}
+            measured, wall = _timed(
+                yes_no_accuracy, model, yes_no_questions(args.seed, args.n_vqa), image_size=model.image_size,
+                max_new_tokens=long_text["max_new_tokens"], batch_size=batch,
+            )  # fmt: skip
+            results["vqa_yes_no"] = FigureResult(measured, long_text, wall)
         if args.n_vie:
             if args.vie_file:
                 items = load_vie_items(args.vie_file, args.n_vie)
@@ -297,6 +321,13 @@ def main(args: EvalArgs) -> int:
     out_dir = Path(args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SeerError(f"--output_dir {out_dir}: expected a directory, got an existing file")
+    if args.suite == "evaluator":
+        from seer.eval.evaluator_suite import run_evaluator_suite, summary_lines_of
+
+        report = run_evaluator_suite(args)
+        print("\n".join(summary_lines_of(report)))
+        print(f"\nresults: {out_dir / 'results.json'}  wall: {report['wall_s']:.1f}s  all passed: {report['all_passed']}")
+        return 0
     model = load_model(args.model, args.device)
     save_config(out_dir, args)
     results = run_base_suite(model, args)
