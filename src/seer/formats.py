@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 
 THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
-FORMAT_WORDS: tuple[str, ...] = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE, "Yes", "No")
+VERDICTS: tuple[str, ...] = ("Yes", "No")
+FORMAT_WORDS: tuple[str, ...] = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE, *VERDICTS)
 
 # Exactly one think block then exactly one answer block, nothing before or after (whitespace aside).
 _STRICT = re.compile(r"\s*<think>(?P<think>(?:(?!<think>|</think>|<answer>|</answer>).)*)</think>\s*"

@@ -19,6 +19,7 @@ from seer.train.lm_losses import (
     text_batch,
     text_loss,
     user_turn,
+    verdict_weights,
 )
 from seer.train.vq import scene_pixels
 from seer.worlds.shapeworld.corpus import corpus_words
@@ -132,6 +133,22 @@ def test_answer_token_loss_reads_only_answer_tokens():
     changed_answer = ids.clone()
     changed_answer[0, 4] = 1
     assert answer_token_loss(logits, changed_answer, answer).item() != pytest.approx(loss.item())
+
+
+def test_verdict_weights_weigh_the_verdict_tokens_in_the_answer_loss():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 6, 5)
+    ids = torch.tensor([[1, 2, 3, 4, 0, 2]])
+    answer = torch.tensor([[False, False, False, True, True, False]])
+    weights = verdict_weights(ids, verdict_ids=[4], weight=3.0)
+    assert weights.tolist() == [[1.0, 1.0, 1.0, 3.0, 1.0, 1.0]]
+    # by hand: token 3 (id 4) weighs 3, token 4 weighs 1: (3 l3 + l4) / 4
+    hand = [torch.logsumexp(logits[0, t - 1], 0) - logits[0, t - 1, ids[0, t]] for t in (3, 4)]
+    weighted = answer_token_loss(logits, ids, answer, weights)
+    assert weighted.item() == pytest.approx(float((3 * hand[0] + hand[1]) / 4), abs=1e-6)
+    assert answer_token_loss(logits, ids, answer, torch.ones(1, 6)).item() == pytest.approx(
+        answer_token_loss(logits, ids, answer).item(), abs=1e-7
+    )  # weights of 1 are the plain mean
 
 
 def test_text_loss_of_a_padded_batch_is_the_token_mean_of_its_documents(umm):

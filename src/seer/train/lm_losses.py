@@ -114,19 +114,37 @@ def text_batch(
 # ---- losses ----
 
 
-def answer_token_loss(logits: torch.Tensor, input_ids: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the answer tokens.
+def answer_token_loss(
+    logits: torch.Tensor, input_ids: torch.Tensor, answer_mask: torch.Tensor, token_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Weighted mean next-token cross-entropy over the answer tokens.
 
     Args:
         logits: (B, T, V); ``logits[:, t]`` predicts ``input_ids[:, t + 1]``.
         input_ids: (B, T) the sequence.
         answer_mask: (B, T) True at the tokens that are trained on (never the first token of a row).
+        token_weights: (B, T) weight of each token's loss (None: all 1, the plain mean).
 
     Returns:
-        A scalar: the mean over all marked tokens of the batch (each token weighs the same).
+        A scalar: sum(weight * loss) / sum(weight) over the marked tokens of the batch.
     """
     labels = input_ids[:, 1:].masked_fill(~answer_mask[:, 1:], IGNORE_INDEX)  # (B, T-1)
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+    losses = F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="none"
+    )
+    mask = answer_mask[:, 1:].flatten().float()
+    weights = mask if token_weights is None else token_weights[:, 1:].flatten().float() * mask
+    return (losses * weights).sum() / weights.sum()
+
+
+def verdict_weights(input_ids: torch.Tensor, verdict_ids: Sequence[int], weight: float) -> torch.Tensor:
+    """(B, T) token weights: `weight` at the yes/no verdict tokens, 1 elsewhere.
+
+    A verdict is one token after a long think block, so in a plain mean it carries ~1/40 of an answer's gradient;
+    the embedded model learned to describe images long before it learned to answer yes/no questions about them.
+    """
+    is_verdict = torch.isin(input_ids, torch.tensor(list(verdict_ids), device=input_ids.device))
+    return torch.where(is_verdict, weight, 1.0)
 
 
 def text_loss(
@@ -135,11 +153,12 @@ def text_loss(
     attention_mask: torch.Tensor,
     answer_mask: torch.Tensor,
     pixel_values: torch.Tensor | None = None,
+    token_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`answer_token_loss` of the Janus text head on a `text_batch`; `pixel_values` (N, 3, H, W) fill the image
     placeholders in reading order (row by row)."""
     logits = janus(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values).logits
-    return answer_token_loss(logits, input_ids, answer_mask)
+    return answer_token_loss(logits, input_ids, answer_mask, token_weights)
 
 
 @torch.no_grad()

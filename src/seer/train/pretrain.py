@@ -49,10 +49,18 @@ from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmu
 
 from seer.config import config_dict, save_config
 from seer.errors import SeerError
-from seer.formats import parse_answer
+from seer.formats import VERDICTS, parse_answer
 from seer.models.janus import JanusUMM
 from seer.train import checkpoint as ckpt
-from seer.train.lm_losses import drop_prompts, image_tokens, t2i_loss, t2i_prompt_batch, text_batch, text_loss
+from seer.train.lm_losses import (
+    drop_prompts,
+    image_tokens,
+    t2i_loss,
+    t2i_prompt_batch,
+    text_batch,
+    text_loss,
+    verdict_weights,
+)
 from seer.train.vq import VQBatches, VQObjective, eval_scenes, reconstruction_exact_rate, scene_pixels
 from seer.worlds.shapeworld.concepts import LEXICON
 from seer.worlds.shapeworld.corpus import (
@@ -130,6 +138,9 @@ class PretrainArgs:
         default=0.1, metadata={"help": "Fraction of t2i prompts replaced by the unconditional CFG prompt."}
     )
     t2i_loss_weight: float = field(default=1.0, metadata={"help": "Weight of the t2i loss (the text loss has 1)."})
+    verdict_loss_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the Yes/No verdict tokens in the text loss (other tokens have 1)."}
+    )
     held_out_fraction: float = field(
         default=0.02, metadata={"help": "Fraction of scenes (by hash) never used as t2i/caption training examples."}
     )
@@ -258,9 +269,11 @@ class LMBatches(torch.utils.data.Dataset):
 class LMObjective(nn.Module):
     """Stage B's losses in one forward (what DDP wraps): t2i on the frozen VQ's tokens, plus the answer loss."""
 
-    def __init__(self, umm: JanusUMM, t2i_loss_weight: float) -> None:
+    def __init__(self, umm: JanusUMM, t2i_loss_weight: float, verdict_loss_weight: float = 1.0) -> None:
         super().__init__()
         self.janus = umm.janus  # registered, so DDP and the optimizer see its parameters
+        self.verdict_ids = umm.processor.tokenizer.convert_tokens_to_ids(list(VERDICTS))
+        self.verdict_loss_weight = verdict_loss_weight
         self.umm = umm  # not a module: its methods run on the same weights
         self.t2i_loss_weight = t2i_loss_weight
 
@@ -275,7 +288,8 @@ class LMObjective(nn.Module):
         text_pixels: torch.Tensor,  # (N, 3, H, W) the images of the documents, in reading order
     ) -> dict[str, torch.Tensor]:
         t2i = t2i_loss(self.umm, t2i_ids, t2i_mask, image_tokens(self.janus, t2i_pixels))
-        text = text_loss(self.janus, text_ids, text_mask, answer_mask, text_pixels)
+        weights = verdict_weights(text_ids, self.verdict_ids, self.verdict_loss_weight)
+        text = text_loss(self.janus, text_ids, text_mask, answer_mask, text_pixels, weights)
         return {"loss": self.t2i_loss_weight * t2i + text, "t2i_loss": t2i, "text_loss": text}
 
 
@@ -596,7 +610,7 @@ def main(args: PretrainArgs) -> int:
 
     vq.requires_grad_(False)  # frozen from here on: its codes are the t2i targets
     stage_b = Stage(
-        name="lm", objective=LMObjective(umm, args.t2i_loss_weight),
+        name="lm", objective=LMObjective(umm, args.t2i_loss_weight, args.verdict_loss_weight),
         batches=LMBatches(processor, args, rank, umm.image_size),
         steps=args.lm_steps, offset=args.vq_steps, lr=args.lr, eval_steps=args.eval_steps,
         evaluate=lambda step: evaluate_lm(umm, args, grids / f"t2i-step{step:06d}.png"),

@@ -107,6 +107,11 @@ def _shows(scene: Scene) -> str:
     return f"the image shows {describe(scene)}"
 
 
+def _prompt_text(scene: Scene, rng: random.Random) -> str:
+    """A literal prompt of `scene` as a question quotes it: canonical (as VIE prompts are) or objects reordered."""
+    return describe(scene) if rng.random() < 0.5 else shuffled_text(scene, rng)
+
+
 def _checked(seen: str, asked: str) -> str:
     """A yes/no think block: what the image shows, then what the question asked, copied from it."""
     return f"{seen} . asked : {asked}"
@@ -132,7 +137,7 @@ def _vqa(rng: random.Random) -> Example:
         question, asked = f"is there a {obj.shape} at the {pos} ?", f"a {obj.shape} at the {pos}"
     else:
         shown = scene if yes else perturb_scene(scene, rng)
-        asked = shuffled_text(shown, rng)
+        asked = _prompt_text(shown, rng)
         question = f"does the image show {asked} ?"
     think = _checked(_shows(scene), asked)
     return Example("vqa", question, format_answer(think, "Yes" if yes else "No"), (scene,))
@@ -148,7 +153,7 @@ def _two_images(rng: random.Random) -> Example:
     yes = rng.random() < 0.5
     shown = scene if yes else (scenes[1 - which] if rng.random() < 0.5 else perturb_scene(scene, rng))
     yes = shown == scene
-    asked = shuffled_text(shown, rng)
+    asked = _prompt_text(shown, rng)
     question = f"does the {place} image show {asked} ?"
     think = _checked(f"the {place} image shows {describe(scene)}", asked)
     answer = format_answer(think, "Yes" if yes else "No")
