@@ -55,5 +55,5 @@ def test_load_backend_from_a_directory(tmp_path):
 
 
 def test_unknown_backend_is_a_seer_error():
-    with pytest.raises(SeerError, match="backend 'chameleon': expected one of \\['janus'\\]"):
+    with pytest.raises(SeerError, match="backend 'chameleon': expected one of \\['harmon', 'janus'\\]"):
         load_backend("chameleon")

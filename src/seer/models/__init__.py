@@ -16,6 +16,7 @@ from seer.models.base import ImageGeneration, TextGeneration, TokenLogProbs, Uni
 
 BACKENDS: dict[str, str] = {
     "janus": "seer.models.janus:JanusUMM",
+    "harmon": "seer.models.harmon:HarmonUMM",
 }
 
 __all__ = [
