@@ -18,6 +18,7 @@ Departures from transformers' Janus (5.24), each a workaround for a bug or a mis
 - Image generation is our own KV-cache loop. ``generate(generation_mode="image")`` crashes at guidance_scale <= 1,
   defaults to top-k 50 and draws from one global RNG; ours has guidance 1.0 (one row per sample), the full
   softmax, and one seed per sample: sample i depends only on seed i. Greedy decoding matches ``generate`` exactly.
+  On CUDA the same draws run through `seer.models.janus_rollout` (static KV cache, CUDA graphs).
 - Text generation is our own loop for the same per-sample seeding; positions are derived from the attention mask
   so that left padding does not shift them.
 - ``encode_images`` L2-normalises latents and codebook before the nearest-code search, as the decoder's codebook
@@ -35,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -65,6 +66,9 @@ from seer.models.base import (
     check_safetensors_shapes,
 )
 from seer.models.tokenizer import DEFAULT_WORDS, build_word_tokenizer
+
+if TYPE_CHECKING:  # janus_rollout imports this module
+    from seer.models.janus_rollout import StaticImageRollout
 
 # "user: <image_placeholder> <image_placeholder> question assistant:" (whitespace does not matter to word-level
 # tokenizers; the real Janus-Pro template is kept for its checkpoints).
@@ -197,6 +201,7 @@ class JanusUMM:
             )
         self._janus = model.eval()
         self._peft: PeftModel | None = None  # created by the first add_adapter / load_adapter
+        self._rollout: StaticImageRollout | None = None  # created by the first static-engine image generation
         self._processor = processor
         self.tokenizer = processor.tokenizer
         self.num_image_tokens: int = tokens
@@ -332,6 +337,21 @@ class JanusUMM:
         return float(getattr(self._janus.generation_config, "guidance_scale", None) or 5.0)
 
     @property
+    def image_rollout(self) -> StaticImageRollout:
+        """The static-cache image engine over this model (`seer.models.janus_rollout`), created on first use; its
+        ``sample`` also returns each token's log-prob. ``image_rollout.release()`` frees its cache and graphs."""
+        if self._rollout is None:
+            from seer.models.janus_rollout import StaticImageRollout  # it imports this module's sampling helpers
+
+            self._rollout = StaticImageRollout(self._janus)
+        return self._rollout
+
+    @image_rollout.setter
+    def image_rollout(self, engine: StaticImageRollout) -> None:
+        """Use another configuration, e.g. ``StaticImageRollout(umm.janus, compile_step=True)`` for long RL runs."""
+        self._rollout = engine
+
+    @property
     def janus(self) -> JanusForConditionalGeneration:
         """The underlying transformers model (LoRA layers, if any, are injected in it and follow the adapter state)."""
         return self._janus
@@ -415,13 +435,20 @@ class JanusUMM:
         guidance_scale: float | None = None,
         do_sample: bool = True,
         temperature: float = 1.0,
+        engine: str = "auto",
     ) -> ImageGeneration:
-        """See `UnifiedModel.generate_images`."""
+        """See `UnifiedModel.generate_images`; ``engine`` as in `sample_image_tokens`."""
         if guidance_scale is None:
             guidance_scale = self.default_guidance_scale
         input_ids, mask = self.image_prompt_batch(prompts)
         tokens = self.sample_image_tokens(
-            input_ids, mask, seeds=seeds, guidance_scale=guidance_scale, do_sample=do_sample, temperature=temperature
+            input_ids,
+            mask,
+            seeds=seeds,
+            guidance_scale=guidance_scale,
+            do_sample=do_sample,
+            temperature=temperature,
+            engine=engine,
         )
         return ImageGeneration(images=self.decode_tokens(tokens), token_ids=tokens)
 
@@ -435,21 +462,38 @@ class JanusUMM:
         guidance_scale: float = 5.0,
         do_sample: bool = True,
         temperature: float = 1.0,
+        engine: str = "auto",
     ) -> torch.Tensor:
         """Image tokens (B, N) for prompt ids that end in BOI (`image_prompt_batch`), with CFG and a KV cache.
 
         With guidance, rows B..2B-1 are the unconditional copies (every token but BOS and BOI replaced by PAD, as
         transformers does) and the logits are ``uncond + g * (cond - uncond)``; at g == 1 they would equal the
         conditional logits, so only the conditional rows are run.
+
+        ``engine``: ``"reference"`` is the loop below; ``"static"`` is `seer.models.janus_rollout` (static KV cache,
+        CUDA graphs on a GPU), which draws the same tokens from the same seeds up to floating-point rounding;
+        ``"auto"`` is static on CUDA and the reference loop elsewhere.
         """
         if guidance_scale < 0:
             raise SeerError(f"guidance_scale: expected >= 0 (1.0 = no guidance), got {guidance_scale}")
+        if engine not in ("auto", "static", "reference"):
+            raise SeerError(f"engine: expected 'auto', 'static' or 'reference', got {engine!r}")
         size, steps = input_ids.shape[0], self.num_image_tokens
         uniforms = _uniforms_or_none(seeds, size, steps, do_sample, temperature, self.device)
         guided = guidance_scale != 1.0
+        tok = self.tokenizer
+        uncond = unconditional_ids(input_ids, tok.bos_token_id, tok.boi_token_id, tok.pad_token_id) if guided else None
+        if engine == "static" or (engine == "auto" and self.device.type == "cuda"):
+            rollout = self.image_rollout.sample(
+                input_ids,
+                attention_mask,
+                uncond,
+                uniforms=uniforms,
+                guidance_scale=guidance_scale,
+                temperature=temperature,
+            )
+            return rollout.tokens
         if guided:
-            tok = self.tokenizer
-            uncond = unconditional_ids(input_ids, tok.bos_token_id, tok.boi_token_id, tok.pad_token_id)
             input_ids = torch.cat([input_ids, uncond])
             attention_mask = torch.cat([attention_mask, attention_mask])
         language_model = self._janus.model.language_model
