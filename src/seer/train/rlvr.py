@@ -380,6 +380,18 @@ def load_items(args: RLVRArgs) -> tuple[list[VIEItem], list[VIEItem], str]:
     return train, heldout, where
 
 
+def pair_source(args: RLVRArgs, model: JanusUMM, model_id: str) -> tuple[JanusUMM | LiteralRenderer, PairSettings]:
+    """What draws the pair images (the model's frozen generator, or the renderer) and the pair settings."""
+    generator = model if args.pair_generator == "model" else LiteralRenderer(model.image_size)
+    guidance = model.default_guidance_scale if args.pair_guidance_scale is None else args.pair_guidance_scale
+    settings = PairSettings(
+        seed=args.seed, guidance_scale=guidance, temperature=args.pair_temperature,
+        failures=tuple(args.stage2_failures), batch_size=args.pair_batch_size,
+        model_id=model_id if args.pair_generator == "model" else f"renderer:{model.image_size}",
+    )  # fmt: skip
+    return generator, settings
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 4. Curriculum data: what TRL reads
 
@@ -668,13 +680,7 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
     templates = args.templates()
     check_vocabulary(model.processor.tokenizer, templates)
     train_items, heldout_items, where = load_items(args)
-    generator = model if args.pair_generator == "model" else LiteralRenderer(model.image_size)
-    guidance = model.default_guidance_scale if args.pair_guidance_scale is None else args.pair_guidance_scale
-    settings = PairSettings(
-        seed=args.seed, guidance_scale=guidance, temperature=args.pair_temperature,
-        failures=tuple(args.stage2_failures), batch_size=args.pair_batch_size,
-        model_id=model_id if args.pair_generator == "model" else f"renderer:{model.image_size}",
-    )  # fmt: skip
+    generator, settings = pair_source(args, model, model_id)
     cache = Path(args.pairs_dir) if args.pairs_dir else out / "pairs"
     pairs_start = time.perf_counter()
     with PartialState().main_process_first():  # the main process builds the cache, the others then read it
