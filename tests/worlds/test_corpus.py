@@ -8,7 +8,7 @@ import pytest
 from seer.formats import parse_answer
 from seer.worlds.shapeworld.concepts import LEXICON, get_concept, phrasing_texts, scene_has_concept
 from seer.worlds.shapeworld.corpus import TASK_WEIGHTS, corpus_words, sample_example, sample_tasks, shuffled_text
-from seer.worlds.shapeworld.grammar import parse
+from seer.worlds.shapeworld.grammar import describe_object, parse
 from seer.worlds.shapeworld.scene import random_scene
 
 
@@ -51,6 +51,26 @@ def test_no_instruction_or_comparison_is_ever_in_the_corpus(examples):
             assert not any(p in text for p in phrasings), text
 
 
+def checklist(asked):
+    """[(part, mark)] of a think block's "asked : <part> Yes|No , ..." (parts never contain " , ")."""
+    checks = [item.rsplit(" ", 1) for item in asked.split(" , ")]
+    assert all(mark in ("Yes", "No") for _, mark in checks), asked
+    return [(part, mark == "Yes") for part, mark in checks]
+
+
+def scene_checks_by_hand(question_text, scene):
+    """The checks of "does the image show <text> ?" worked out from the text and the scene, independently."""
+    shown = parse(question_text)
+    body = question_text.rsplit(" on a ", 1)[0]
+    parts = [p for chunk in body.split(", ") for p in chunk.split(" and ")]  # the objects in the text's order
+    objects = {describe_object(o) for o in scene.objects}
+    n = len(shown.objects)
+    return [(p, p in objects) for p in parts] + [
+        (f"a {shown.background} background", shown.background == scene.background),
+        (f"{['zero', 'one', 'two', 'three', 'four'][n]} shape{'s' if n > 1 else ''}", n == len(scene.objects)),
+    ]
+
+
 def test_vqa_answers_are_true_of_the_image(examples):
     checked = 0
     for ex in (e for e in examples if e.task == "vqa"):
@@ -58,19 +78,22 @@ def test_vqa_answers_are_true_of_the_image(examples):
         think, answer = parse_answer(ex.target)
         seen, asked = think.split(" . asked : ")
         assert seen.startswith("the image shows ") and parse(seen[len("the image shows ") :]) == scene
-        # The restatement is the question's own words: "is there a red circle ?" -> "a red circle".
-        question_words = ex.prompt.removesuffix(" ?").split()
-        assert asked.split() == question_words[-len(asked.split()) :] or asked == f"a {question_words[-1]} background"
+        checks = checklist(asked)
         if m := re.fullmatch(r"is there a (\w+) (\w+) \?", ex.prompt):
             truth = any(o.color == m[1] and o.shape == m[2] for o in scene.objects)
+            assert checks == [(f"a {m[1]} {m[2]}", truth)]
         elif m := re.fullmatch(r"is the background (\w+) \?", ex.prompt):
             truth = scene.background == m[1]
+            assert checks == [(f"a {m[1]} background", truth)]
         elif m := re.fullmatch(r"is there a (\w+) at the ([\w ]+) \?", ex.prompt):
             truth = any(o.shape == m[1] and o.pos == m[2] for o in scene.objects)
+            assert checks == [(f"a {m[1]} at the {m[2]}", truth)]
         else:
             m = re.fullmatch(r"does the image show (.+) \?", ex.prompt)
             truth = parse(m[1]) == scene
+            assert checks == scene_checks_by_hand(m[1], scene)
         assert answer == ("Yes" if truth else "No"), ex
+        assert (answer == "Yes") == all(ok for _, ok in checks)  # the verdict is the AND of the marks
         checked += 1
     assert checked > 100
 
@@ -88,7 +111,7 @@ def test_two_image_questions_are_about_the_image_they_name(examples):
         seen, asked = think.split(" . asked : ")
         assert seen == f"the {m[1]} image shows " + seen.split(" image shows ", 1)[1]
         assert parse(seen.split(" image shows ", 1)[1]) == scene
-        assert asked == m[2]
+        assert checklist(asked) == scene_checks_by_hand(m[2], scene)
         assert answer == ("Yes" if parse(m[2]) == scene else "No")
         checked += 1
     assert checked > 50

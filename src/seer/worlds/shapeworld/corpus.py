@@ -7,12 +7,13 @@ The tasks, each a generator of `Example`s:
 - ``t2i``: literal prompt -> image (objects sometimes listed out of cell order: reprompts may do that).
 - ``caption``: image -> its literal prompt.
 - ``vqa``: single-image yes/no questions ("is there a red circle?", "does the image show <prompt>?"),
-  answered in the SEER format ``<think> the image shows ... . asked : ... </think> <answer> Yes </answer>``:
-  the instruction-tuned habits (a format, reasoning before answering) a paper-scale base model already has.
-  The think block ends by restating what was asked after what the image shows: the verdict is
-  then a check between two parts of the think, which the tiny model learns, as it learns the concept check of
-  ``concept_vqa``. Without the restatement it never learned to compare the question with the image (the
-  shipped run-4 model answered "is the background red ?" at chance while describing the background right).
+  answered in the SEER format ``<think> the image shows ... . asked : a red circle No </think> <answer> No
+  </answer>``: the instruction-tuned habits (a format, reasoning before answering) a paper-scale base model
+  already has. The think block ends with a checklist of what was asked, one part at a time (each object, the
+  background, the number of shapes), each marked Yes/No against the description just written; the verdict is
+  Yes when every mark is. Each mark is one lookup the tiny model learns; a single verdict over the whole
+  comparison it did not (run 4 answered "is the background red ?" at chance while describing the background
+  right; restating the question without marks reached 0.85 on yes/no questions, run 6).
 - ``knowledge``: text questions about concepts, answered with the definition in the think block
   ("<think> icy means white , cyan and blue </think> ..."), so a policy can reuse it in its own reasoning.
 - ``concept_vqa``: "does this scene look icy?" answered by recalling the fact, then using it on the image.
@@ -36,17 +37,17 @@ from seer.formats import ANSWER_OPEN, FORMAT_WORDS, format_answer
 from seer.worlds.shapeworld.concepts import LEXICON, Concept, qa_pairs, scene_has_concept, vocabulary
 from seer.worlds.shapeworld.grammar import describe, describe_object
 from seer.worlds.shapeworld.items import elaborate, perturb_scene
-from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Scene, random_scene
+from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene, random_scene
 
 # Task mixture of one pre-training step (fractions of examples). t2i dominates: it is the hardest to learn.
 TASK_WEIGHTS: dict[str, float] = {
     "t2i": 0.40,
-    "caption": 0.06,
-    "vqa": 0.13,
-    "two_images": 0.13,
-    "knowledge": 0.09,
+    "caption": 0.04,
+    "vqa": 0.15,
+    "two_images": 0.15,
+    "knowledge": 0.08,
     "concept_vqa": 0.10,
-    "rewrite": 0.09,
+    "rewrite": 0.08,
 }
 IMAGE_TASKS = ("caption", "vqa", "concept_vqa", "two_images")  # tasks with images in the user's turn
 TEXT_TASKS = ("knowledge", "rewrite")  # packed into multi-turn documents
@@ -107,14 +108,30 @@ def _shows(scene: Scene) -> str:
     return f"the image shows {describe(scene)}"
 
 
-def _prompt_text(scene: Scene, rng: random.Random) -> str:
-    """A literal prompt of `scene` as a question quotes it: canonical (as VIE prompts are) or objects reordered."""
-    return describe(scene) if rng.random() < 0.5 else shuffled_text(scene, rng)
+def _prompt_text(scene: Scene, rng: random.Random) -> tuple[str, list[Obj]]:
+    """A literal prompt of `scene` as a question quotes it (canonical, as VIE prompts are, or objects reordered),
+    and its objects in the order the text lists them."""
+    objects = list(scene.objects) if rng.random() < 0.5 else rng.sample(scene.objects, len(scene.objects))
+    parts = [describe_object(o) for o in objects]
+    body = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"{body} on a {scene.background} background", objects
 
 
-def _checked(seen: str, asked: str) -> str:
-    """A yes/no think block: what the image shows, then what the question asked, copied from it."""
-    return f"{seen} . asked : {asked}"
+def _shape_count(n: int) -> str:
+    return f"{NUMBER_WORDS[n]} shape{'s' if n > 1 else ''}"
+
+
+def _checklist(checks: list[tuple[str, bool]]) -> str:
+    """What was asked, one part at a time, each followed by whether the image shows it (Yes/No)."""
+    return "asked : " + " , ".join(f"{part} {'Yes' if ok else 'No'}" for part, ok in checks)
+
+
+def _scene_checks(asked: list[Obj], background: str, scene: Scene) -> list[tuple[str, bool]]:
+    """The checks of "does the image show <prompt> ?": each object, the background and the number of shapes."""
+    checks = [(describe_object(o), o in scene.objects) for o in asked]
+    checks.append((f"a {background} background", background == scene.background))
+    checks.append((_shape_count(len(asked)), len(asked) == len(scene.objects)))
+    return checks
 
 
 def _vqa(rng: random.Random) -> Example:
@@ -126,21 +143,22 @@ def _vqa(rng: random.Random) -> Example:
         shape, color = obj.shape, obj.color
         if not yes:
             color = rng.choice([c for c in COLORS if c != color])
-        yes = any(o.shape == shape and o.color == color for o in scene.objects)
-        question, asked = f"is there a {color} {shape} ?", f"a {color} {shape}"
+        found = any(o.shape == shape and o.color == color for o in scene.objects)
+        question, checks = f"is there a {color} {shape} ?", [(f"a {color} {shape}", found)]
     elif kind == "background":
         color = scene.background if yes else rng.choice([c for c in COLORS if c != scene.background])
-        question, asked = f"is the background {color} ?", f"a {color} background"
+        question, checks = f"is the background {color} ?", [(f"a {color} background", color == scene.background)]
     elif kind == "place":
         pos = obj.pos if yes else rng.choice([p for p in POSITIONS if p != obj.pos])
-        yes = any(o.shape == obj.shape and o.pos == pos for o in scene.objects)
-        question, asked = f"is there a {obj.shape} at the {pos} ?", f"a {obj.shape} at the {pos}"
+        found = any(o.shape == obj.shape and o.pos == pos for o in scene.objects)
+        question, checks = f"is there a {obj.shape} at the {pos} ?", [(f"a {obj.shape} at the {pos}", found)]
     else:
         shown = scene if yes else perturb_scene(scene, rng)
-        asked = _prompt_text(shown, rng)
-        question = f"does the image show {asked} ?"
-    think = _checked(_shows(scene), asked)
-    return Example("vqa", question, format_answer(think, "Yes" if yes else "No"), (scene,))
+        text, objects = _prompt_text(shown, rng)
+        question, checks = f"does the image show {text} ?", _scene_checks(objects, shown.background, scene)
+    think = f"{_shows(scene)} . {_checklist(checks)}"
+    verdict = "Yes" if all(ok for _, ok in checks) else "No"
+    return Example("vqa", question, format_answer(think, verdict), (scene,))
 
 
 def _two_images(rng: random.Random) -> Example:
@@ -152,12 +170,11 @@ def _two_images(rng: random.Random) -> Example:
     # Half the "No" questions show the other image's prompt: answering them needs the right image, not either one.
     yes = rng.random() < 0.5
     shown = scene if yes else (scenes[1 - which] if rng.random() < 0.5 else perturb_scene(scene, rng))
-    yes = shown == scene
-    asked = _prompt_text(shown, rng)
-    question = f"does the {place} image show {asked} ?"
-    think = _checked(f"the {place} image shows {describe(scene)}", asked)
-    answer = format_answer(think, "Yes" if yes else "No")
-    return Example("two_images", question, answer, scenes)
+    text, objects = _prompt_text(shown, rng)
+    checks = _scene_checks(objects, shown.background, scene)
+    think = f"the {place} image shows {describe(scene)} . {_checklist(checks)}"
+    verdict = "Yes" if all(ok for _, ok in checks) else "No"
+    return Example("two_images", f"does the {place} image show {text} ?", format_answer(think, verdict), scenes)
 
 
 def _knowledge_turn(concept: Concept, rng: random.Random) -> tuple[str, str]:
@@ -252,7 +269,7 @@ def corpus_words() -> list[str]:
         "compare how well each image matches the instruction . prompt instruction : ; "
         "the image shows has shapes shape looks on a background rewrite describe what this write of is there "
         "then after that also i would like want could let version hues here everything "
-        "zero one two three four five six seven eight nine first second asked"
+        "zero one two three four five six seven eight nine first second asked shapes shape"
     )
     words = set(vocabulary()) | set(seer_prompts.split()) | set(FORMAT_WORDS)
     for text in CAPTION_QUESTIONS + (REWRITE_QUESTION.format(prompt=""),):
