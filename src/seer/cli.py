@@ -19,11 +19,14 @@ from seer.errors import SeerError
 
 # name -> (module, one-line description). A plain dict, not a registry: adding a command is one line here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("seer.run", "the whole method on the embedded default: data -> RLVR -> RLMT -> evaluation -> report"),
     "data": ("seer.data.build", "build the VIE training/evaluation sets, or --validate a VIE file"),
     "env": ("seer.env", "print the versions of seer, python, torch and the HF libraries"),
     "pretrain": ("seer.train.pretrain", "pre-train the embedded ShapeWorld UMM (VQ tokenizer, then LM)"),
     "rlvr": ("seer.train.rlvr", "stage 1: train the evaluator adapter with verifiable rewards (GRPO + curriculum)"),
-    "eval": ("seer.eval.command", "evaluate a model on ShapeWorld: --suite base (more suites later)"),
+    "eval": ("seer.eval.command", "evaluate on ShapeWorld: --suite base | evaluator (an RLVR run) | reprompt (an RLMT run)"),
+    "rlmt": ("seer.train.rlmt", "stage 2: train the reprompter adapter with the evaluator's P(Yes) as reward (GRPO)"),
+    "reprompt": ("seer.reprompt_cmd", "prompt + instruction -> descriptor -> image with a trained reprompter"),
 }
 
 USAGE = "usage: seer <command> [--config recipe.yaml] [--key value ...] [--debug]\n\ncommands:\n" + "\n".join(

@@ -3,6 +3,7 @@
     seer eval --suite base                                     # the embedded model, default sizes
     seer eval --suite base --model runs/pretrain --output_dir runs/eval-base --n_t2i 50 --n_vie 48
     seer eval --suite evaluator --rlvr_dir runs/rlvr --output_dir runs/eval-evaluator  # seer.eval.evaluator_suite
+    seer eval --suite reprompt --rlmt_dir runs/rlmt --output_dir runs/eval-reprompt    # seer.eval.reprompt_suite
 
 Suite `base` measures the figures of `seer.eval.base` (generation, captions, concept knowledge, the cognitive gap
 and the image tokenizer) with every adapter disabled. It writes into `--output_dir`:
@@ -64,12 +65,16 @@ class EvalArgs:
         default=None,
         metadata={"help": "Model directory (a `seer pretrain` output or a Janus checkpoint); default: embedded."},
     )
-    suite: Literal["base", "evaluator"] = field(
+    suite: Literal["base", "evaluator", "reprompt"] = field(
         default="base",
-        metadata={"help": "base: seer.eval.base; evaluator: an RLVR run's evaluator (seer.eval.evaluator_suite)."},
+        metadata={"help": "base: seer.eval.base; evaluator: an RLVR run's evaluator (seer.eval.evaluator_suite); "
+                  "reprompt: an RLMT run's reprompter (seer.eval.reprompt_suite)."},
     )
     rlvr_dir: str | None = field(
         default=None, metadata={"help": "Evaluator suite: the RLVR run directory (its config.yaml and evaluator/)."}
+    )
+    rlmt_dir: str | None = field(
+        default=None, metadata={"help": "Reprompt suite: the RLMT run directory (its config.yaml and reprompter/)."}
     )
     n_pair_items: int = field(
         default=96, metadata={"help": "Evaluator suite: evaluation items to build pairs of both stages from."}
@@ -321,10 +326,11 @@ def main(args: EvalArgs) -> int:
     out_dir = Path(args.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SeerError(f"--output_dir {out_dir}: expected a directory, got an existing file")
-    if args.suite == "evaluator":
+    if args.suite in ("evaluator", "reprompt"):
         from seer.eval.evaluator_suite import run_evaluator_suite, summary_lines_of
+        from seer.eval.reprompt_suite import run_reprompt_suite
 
-        report = run_evaluator_suite(args)
+        report = (run_evaluator_suite if args.suite == "evaluator" else run_reprompt_suite)(args)
         print("\n".join(summary_lines_of(report)))
         print(f"\nresults: {out_dir / 'results.json'}  wall: {report['wall_s']:.1f}s  all passed: {report['all_passed']}")
         return 0

@@ -80,8 +80,11 @@ def evaluation_items(data_seed: int, n: int, vie_file: str | None) -> list[VIEIt
     return take_stratified(generate_sets(data_seed, 25, per_cell)[1], n, key=vie_cell)
 
 
-def retention(model: Any, args: Any) -> dict[str, dict[str, float | bool]]:
-    """Captions, yes/no VQA and knowledge QA with every adapter off and with the evaluator on; the drop is checked."""
+def retention(model: Any, args: Any, role: str = EVALUATOR) -> dict[str, dict[str, float | bool]]:
+    """Captions, yes/no VQA and knowledge QA with every adapter off and with adapter `role` on; the drop is checked.
+
+    `args` gives the sizes (n_caption, n_vqa, n_qa: 0 skips one) and seed, batch_size, max_new_tokens (`EvalArgs`).
+    """
     measures = {
         "caption_exact": lambda: caption_accuracy(
             model, eval_scenes(args.seed, "caption_exact", args.n_caption), image_size=model.image_size,
@@ -102,7 +105,7 @@ def retention(model: Any, args: Any) -> dict[str, dict[str, float | bool]]:
             continue
         with model.no_adapter():
             base = measure().value
-        with model.use_adapter(EVALUATOR):
+        with model.use_adapter(role):
             trained = measure().value
         out[f"retained_{name}"] = {
             "base": base, "trained": trained, "delta": trained - base, "passed": trained - base >= RETENTION_BOUND
@@ -172,7 +175,7 @@ def summary_lines_of(report: dict[str, Any]) -> list[str]:
     lines = [f"{'figure':<32}{'value':>7}{'before':>8}  {'target':<9}"]
     for name, fig in report["figures"].items():
         value = fig.get("value", fig.get("trained"))
-        before = fig.get("zero_shot", fig.get("base"))
+        before = fig.get("zero_shot", fig.get("base", fig.get("before")))
         target = fig.get("target", f">= {RETENTION_BOUND:+.2f} (delta)")
         shown = [f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in (value, before)]
         lines.append(f"{name:<32}{shown[0]}{' ' + shown[1]}  {target:<9} {'PASS' if fig['passed'] else 'FAIL'}")
