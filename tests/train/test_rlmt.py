@@ -183,6 +183,14 @@ def test_read_evaluator_run_and_its_errors(tmp_path, small_janus):
     assert args.model_shape == "tiny-test" and args.model is None
     with pytest.raises(SeerError, match="key 'model': 'other', but the evaluator .* was trained on model None"):
         resolve_model_keys(RLMTArgs(model="other"), read_evaluator_run(run_dir))
+    # the backend: the RLVR run's (a run without the key is a janus one); another one is a one-line error
+    with pytest.raises(SeerError, match="^key 'backend': 'harmon', but the evaluator .* backend 'janus'$"):
+        resolve_model_keys(RLMTArgs(backend="harmon"), read_evaluator_run(run_dir))
+    config["backend"] = "harmon"
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    args = RLMTArgs(backend="harmon")
+    resolve_model_keys(args, read_evaluator_run(run_dir))
+    assert args.model_shape == "tiny-test"
 
 
 # ---- end to end on a small Janus ----

@@ -31,6 +31,7 @@ from seer.train.rlvr import (
     RLVRArgs,
     check_vocabulary,
     latest_checkpoint,
+    load_model,
     prepare_output_dir,
     run,
 )
@@ -218,10 +219,67 @@ def test_cli_refuses_a_non_empty_output_dir_with_one_line(tmp_path, capsys):
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "--overwrite" in err
 
 
-@pytest.mark.parametrize("recipe", ["shapeworld-tiny", "janus-pro-1b"])
-def test_recipes_parse(recipe):
+@pytest.mark.parametrize("recipe, backend", [("shapeworld-tiny", "janus"), ("janus-pro-1b", "janus"),
+                                             ("harmon-1.5b", "harmon")])  # fmt: skip
+def test_recipes_parse(recipe, backend):
     (args,) = parse(["--config", str(RECIPES / f"{recipe}.yaml")], ARG_TYPES)
-    assert args.reward_weights == [1.0, 1.0] and args.beta > 0
+    assert args.reward_weights == [1.0, 1.0] and args.beta > 0 and args.backend == backend
+
+
+# ---- the backend key and the shared loader (seer.models.load_umm) ----
+
+
+def test_the_loader_builds_a_harmon_tiny_shape_with_the_worlds_words_and_the_seed():
+    from seer.models import load_umm
+    from seer.models.harmon import HarmonUMM
+    from seer.train import rlmt
+
+    umm, model_id = load_umm("harmon", None, "harmon-tiny", "float32", "cpu", shape_seed=3)
+    assert isinstance(umm, HarmonUMM) and model_id == "shape:harmon-tiny:seed=3:float32"
+    (tiny,) = parse(["--config", str(RECIPES / "shapeworld-tiny.yaml")], ARG_TYPES)
+    check_vocabulary(umm.tokenizer, tiny.templates())  # ShapeWorld's words, not <unk>
+    # Both stages load through it: the same arguments give the same model (RLVR seeds a shape with its seed, RLMT
+    # with the RLVR run's).
+    via_rlvr, rlvr_id = load_model(RLVRArgs(backend="harmon", model_shape="harmon-tiny", seed=3))
+    via_rlmt, rlmt_id = rlmt.load_model(rlmt.RLMTArgs(backend="harmon", model_shape="harmon-tiny"), shape_seed=3)
+    assert rlvr_id == rlmt_id == model_id
+    for other in (via_rlvr, via_rlmt):
+        a, b = umm.harmon.state_dict(), other.harmon.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other_seed, _ = load_umm("harmon", None, "harmon-tiny", "float32", "cpu", shape_seed=4)
+    name = "llm.model.embed_tokens.weight"
+    assert not torch.equal(umm.harmon.state_dict()[name], other_seed.harmon.state_dict()[name])
+
+
+def test_cli_trains_a_harmon_tiny_evaluator(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("backend: harmon\nmodel_shape: harmon-tiny\nheldout_items: 0\ncurriculum_threshold: null\n")
+    out = tmp_path / "run"
+    code = cli_main(["rlvr", "--config", str(recipe), "--pair_generator", "renderer", "--max_steps", "2",
+                     "--max_train_items", "6", "--prompts_per_step", "2", "--num_generations", "2",
+                     "--max_completion_length", "8", "--output_dir", str(out)])  # fmt: skip
+    assert code == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["backend"] == "harmon"
+    weights = load_file(out / "evaluator" / "adapter_model.safetensors")
+    assert weights and all(".llm.model.layers." in name for name in weights)  # Harmon's LLM attention was wrapped
+    assert json.loads((out / "results.json").read_text())["steps"] == 2
+
+
+def test_bad_backends_are_one_line_errors(tmp_path):
+    from seer.models import load_umm
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("backend: flamingo\n")
+    for argv in (["--backend", "flamingo"], ["--config", str(recipe)]):
+        with pytest.raises(SeerError) as error:
+            parse(argv, ARG_TYPES, prog="seer rlvr")
+        assert "backend" in str(error.value) and "flamingo" in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(SeerError, match=r"^backend 'flamingo': expected one of \['harmon', 'janus'\]$"):
+        load_umm("flamingo", None, None, "float32", "cpu")
+    with pytest.raises(SeerError, match="^key 'model': the harmon backend needs a model directory or a model_shape"):
+        load_model(RLVRArgs(backend="harmon"))
+    with pytest.raises(SeerError, match="^model shape 'harmon-tiny': expected one of"):
+        load_model(RLVRArgs(backend="janus", model_shape="harmon-tiny"))
 
 
 def test_tiny_recipe_speaks_the_tiny_vocabulary_and_janus_recipe_the_papers_prompt(small_model):

@@ -27,6 +27,7 @@ from typing import Any
 
 from PIL import Image
 
+from seer.data.pairs import oracle_view
 from seer.eval.base import generate_images_batched, rate, rates_by
 from seer.formats import naive_concatenation
 from seer.models.base import UnifiedModel
@@ -94,7 +95,7 @@ def render_and_judge(
                 temperature=1.0, batch_size=batch_size, desc=desc,
             )  # fmt: skip
         for i, image in zip(drawn, out):
-            images[i], verdicts[i] = image, verify(image, items[i])
+            images[i], verdicts[i] = image, verify(oracle_view(image), items[i])
     return verdicts, images
 
 

@@ -4,12 +4,19 @@ Backends are listed as lazy import strings, so choosing one never imports the ot
 
     umm = load_backend("janus", shape="shapeworld-tiny")         # JanusUMM.from_shape
     umm = load_backend("janus", path="checkpoints/janus-pro-1b")  # JanusUMM.from_pretrained
+
+The training commands load their model through `load_umm` (a recipe's ``backend``, ``model``, ``model_shape``,
+``dtype`` and ``device`` keys), which also names the weights for caches keyed by them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
 
 from seer.errors import SeerError
 from seer.models.base import ImageGeneration, TextGeneration, TokenLogProbs, UnifiedModel
@@ -26,7 +33,9 @@ __all__ = [
     "TokenLogProbs",
     "UnifiedModel",
     "backend_class",
+    "directory_identity",
     "load_backend",
+    "load_umm",
 ]
 
 
@@ -45,3 +54,50 @@ def load_backend(name: str, *, path: str | None = None, **kwargs: Any) -> Unifie
     """
     cls = backend_class(name)
     return cls.from_pretrained(path, **kwargs) if path is not None else cls.from_shape(**kwargs)
+
+
+def load_umm(
+    backend: str,
+    model: str | None,
+    model_shape: str | None,
+    dtype: Literal["float32", "bfloat16"],
+    device: str,
+    shape_seed: int = 0,
+) -> tuple[UnifiedModel, str]:
+    """The model of a training recipe and a string identifying its weights (part of cache keys).
+
+    Args:
+        backend: a key of `BACKENDS` (``janus`` or ``harmon``).
+        model: a checkpoint directory; with ``model_shape`` also null, the embedded ShapeWorld model (janus only).
+        model_shape: a random-weight shape of the backend (e.g. ``shapeworld-tiny``, ``janus-pro-1b``,
+            ``harmon-tiny``, ``harmon-1.5b``), whose tokenizer is a word-level one over ShapeWorld's words.
+        dtype: weight dtype of a checkpoint or shape (the embedded model keeps its own, float32).
+        device: where the weights go.
+        shape_seed: the seed of a random-weight shape's weights.
+    """
+    cls = backend_class(backend)
+    torch_dtype = getattr(torch, dtype)
+    if model is not None and model_shape is not None:
+        raise SeerError("model and model_shape: expected at most one (a checkpoint, or a random-weight shape)")
+    if model_shape is not None:
+        from seer.worlds.shapeworld.corpus import corpus_words
+
+        umm = cls.from_shape(model_shape, seed=shape_seed, words=corpus_words(), dtype=torch_dtype, device=device)
+        return umm, f"shape:{model_shape}:seed={shape_seed}:{dtype}"
+    if model is None:
+        if backend != "janus":
+            raise SeerError(f"key 'model': the {backend} backend needs a model directory or a model_shape (the "
+                            "embedded model is a janus one)")  # fmt: skip
+        from seer.embedded import EMBEDDED_MODEL_DIR, load_embedded_model
+
+        return load_embedded_model(device), directory_identity(EMBEDDED_MODEL_DIR)
+    return cls.from_pretrained(model, dtype=torch_dtype, device=device), directory_identity(Path(model))
+
+
+def directory_identity(directory: Path) -> str:
+    """A cheap fingerprint of a checkpoint directory: config.json's bytes and each weight file's size and mtime."""
+    digest = hashlib.sha256((directory / "config.json").read_bytes())
+    for weights in sorted(directory.glob("*.safetensors")):
+        stat = weights.stat()
+        digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return f"dir:{directory.resolve()}:{digest.hexdigest()[:16]}"

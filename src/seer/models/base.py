@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from PIL import Image
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from seer.errors import SeerError
 
@@ -218,6 +218,20 @@ class UnifiedModel(Protocol):
         ...
 
 
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """{tensor name: shape} from a safetensors file's header (no tensor is read).
+
+    Raises:
+        SeerError: the file is not a readable safetensors file (truncated, or something else), naming it.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as stored:
+            return {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SeerError(f"{path}: not a readable safetensors file ({reason}); was it truncated?") from None
+
+
 def check_safetensors_shapes(
     files: Sequence[Path],
     expected: Mapping[str, tuple[int, ...]],
@@ -235,9 +249,8 @@ def check_safetensors_shapes(
     """
     found: dict[str, tuple[tuple[int, ...], Path]] = {}
     for path in files:
-        with safe_open(str(path), framework="pt") as stored:
-            for name in stored.keys():  # noqa: SIM118 - safe_open is not a mapping
-                found[name] = (tuple(stored.get_slice(name).get_shape()), path)
+        for name, shape in safetensors_shapes(path).items():
+            found[name] = (shape, path)
     where = files[0] if len(files) == 1 else files[0].parent
     for name, shape in expected.items():
         if name not in found:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -188,4 +189,61 @@ class RewardHealthMonitor(TrainerCallback):
         logs.update(fields)
         if state.log_history:  # Trainer appended its copy of `logs` before calling the callbacks
             state.log_history[-1].update(fields)
+        return control
+
+
+class JudgeHealthMonitor(TrainerCallback):
+    """Watches a model judge (RLMT's evaluator) through the step's logged metrics; warns, or stops, when it fails.
+
+    Two alarms, each a step whose logs show it (steps without the metric are not counted):
+    - ``fidelity/agreement`` (judge-oracle agreement on the pairs the oracle decides) below `min_agreement`: the
+      policy may be gaming the judge, or the judge is wrong;
+    - ``rlmt/judge_no_answer`` (fraction of judge answers that never reached ``<answer>``) at or above
+      `max_no_answer` (1.0: every answer malformed): the reward then carries no judgement.
+
+    Every alarm prints a warning line to stderr. With ``stop=True``, `patience` alarming steps in a row stop training
+    (``stop_message`` says why; the caller exits 1, as for bad rewards).
+    """
+
+    def __init__(self, min_agreement: float | None, max_no_answer: float | None, stop: bool, patience: int) -> None:
+        if patience < 1:
+            raise ValueError(f"patience: expected >= 1, got {patience}")
+        self.min_agreement, self.max_no_answer = min_agreement, max_no_answer
+        self.stop, self.patience = stop, patience
+        self.alarms_in_a_row = 0
+        self.stop_message: str | None = None
+
+    def alarm(self, logs: dict[str, float]) -> str | None:
+        """What is wrong in one step's logs, or None."""
+        agreement, no_answer = logs.get("fidelity/agreement"), logs.get("rlmt/judge_no_answer")
+        if self.min_agreement is not None and agreement is not None and agreement < self.min_agreement:
+            return f"judge-oracle agreement {agreement:.3f} < min_agreement {self.min_agreement}"
+        if self.max_no_answer is not None and no_answer is not None and no_answer >= self.max_no_answer:
+            return f"{no_answer:.0%} of the judge's answers never reached <answer> (max_judge_no_answer " \
+                   f"{self.max_no_answer})"  # fmt: skip
+        return None
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> TrainerControl:
+        if logs is None or "loss" not in logs:
+            return control
+        what = self.alarm(logs)
+        self.alarms_in_a_row = self.alarms_in_a_row + 1 if what else 0
+        if what is None:
+            return control
+        if state.is_world_process_zero:
+            print(f"warning: judge health, step {state.global_step}: {what}", file=sys.stderr)
+        if self.stop and self.alarms_in_a_row >= self.patience:
+            self.stop_message = (
+                f"judge health: {what}, for {self.alarms_in_a_row} logged steps in a row (up to step "
+                f"{state.global_step}), so training stopped: the reward no longer measures what it should. "
+                "judge_health_action: warn only warns; judge_health_patience sets the patience."
+            )
+            control.should_training_stop = True
         return control

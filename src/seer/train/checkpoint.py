@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -34,6 +35,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from seer.errors import SeerError
+from seer.models.base import safetensors_shapes
 
 PREFIX = "checkpoint-"
 STAGING_PREFIX = ".staging-"
@@ -168,15 +170,28 @@ def load_checkpoint(
     """
     checkpoint = Path(checkpoint)
     state = read_trainer_state(checkpoint)
-    missing, unexpected = load_model(model, str(checkpoint / "model.safetensors"), strict=False)
+    weights = checkpoint / "model.safetensors"
+    # Shapes first, from the header (a truncated file fails here too): torch's own size-mismatch error is a
+    # many-line dump that names neither the file nor what to do.
+    ours = model.state_dict()
+    for name, shape in safetensors_shapes(weights).items():
+        if name in ours and tuple(ours[name].shape) != shape:
+            raise SeerError(
+                f"{weights}: tensor {name!r} has shape {list(shape)}, this model's has {list(ours[name].shape)} "
+                "(a checkpoint of another model_shape?)"
+            )
+    missing, unexpected = load_model(model, str(weights), strict=False)
     if missing or unexpected:
         first = (missing or unexpected)[0]
         kind = "missing" if missing else "unexpected"
-        raise SeerError(f"{checkpoint / 'model.safetensors'}: {kind} tensor {first!r} for this model")
-    if optimizer is not None:
-        optimizer.load_state_dict(_load(checkpoint / "optimizer.pt"))
-    if scheduler is not None:
-        scheduler.load_state_dict(_load(checkpoint / "scheduler.pt"))
+        raise SeerError(f"{weights}: {kind} tensor {first!r} for this model")
+    for obj, name in ((optimizer, "optimizer.pt"), (scheduler, "scheduler.pt")):
+        if obj is None:
+            continue
+        try:
+            obj.load_state_dict(_load(checkpoint / name))
+        except (ValueError, KeyError, TypeError, IndexError) as error:  # another run's optimizer or schedule
+            raise SeerError(f"{checkpoint / name}: does not fit this run ({_first_line(error)})") from None
     rng_file = checkpoint / f"rng_state_{rank}.pt"
     if rng_file.is_file():  # absent when resuming on more processes than saved: those keep their fresh RNG
         set_rng_state(_load(rng_file))
@@ -184,7 +199,14 @@ def load_checkpoint(
 
 
 def _load(file: Path) -> Any:
+    """torch.load with weights_only=True: tensors, numbers and containers only; a pickle that would run code or
+    build arbitrary objects is refused (pickle.UnpicklingError), never executed."""
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as error:
-        raise SeerError(f"{file}: cannot read this checkpoint file ({str(error).splitlines()[0]})") from None
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise SeerError(f"{file}: cannot read this checkpoint file ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -31,9 +31,10 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -114,6 +115,13 @@ class PretrainArgs:
     min_lr_ratio: float = field(default=0.1, metadata={"help": "Cosine decay floor, as a fraction of the peak lr."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay of matrices (not norms/biases)."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
+    max_nonfinite_steps: int = field(
+        default=5,
+        metadata={
+            "help": "A step whose gradient is NaN or infinite is skipped (no update) and logged; this many such "
+            "steps in a row stop the run (exit 1), its last checkpoint intact."
+        },
+    )
     # Stage A: VQ image tokenizer
     vq_steps: int = field(default=1000, metadata={"help": "Optimiser steps of the VQ stage (0: skip it)."})
     vq_batch_size: int = field(default=64, metadata={"help": "Images per VQ step and process."})
@@ -173,7 +181,8 @@ class PretrainArgs:
         for name in ("vq_steps", "lm_steps", "num_workers", "eval_steps", "vq_eval_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected >= 0, got {getattr(self, name)}")
-        for name in ("log_steps", "save_steps", "vq_batch_size", "eval_batch_size", "vq_eval_scenes"):
+        for name in ("log_steps", "save_steps", "vq_batch_size", "eval_batch_size", "vq_eval_scenes",
+                     "max_nonfinite_steps"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         for name in ("cfg_drop", "held_out_fraction", "warmup_ratio", "min_lr_ratio"):
@@ -186,7 +195,7 @@ OWNED = ("config.yaml", "metrics.jsonl", "checkpoints", "samples", "model")  # w
 # Settings that do not change the trained weights: a resumed run may differ in these without a warning.
 RUN_KEYS = frozenset(
     {"output_dir", "overwrite", "resume", "num_workers", "log_steps", "save_steps", "save_total_limit"}
-    | {"time_limit_minutes", "vq_eval_steps", "vq_eval_scenes"}
+    | {"time_limit_minutes", "vq_eval_steps", "vq_eval_scenes", "max_nonfinite_steps"}
     | {name for name in PretrainArgs.__dataclass_fields__ if name.startswith("eval_")}
 )
 
@@ -446,6 +455,10 @@ def _param_groups(params: list[nn.Parameter], weight_decay: float) -> list[dict[
     ]
 
 
+class NonFiniteStop(Exception):
+    """Too many steps in a row had a non-finite gradient: the run stops (main returns 1)."""
+
+
 def run_stage(
     stage: Stage, umm: JanusUMM, accelerator: Accelerator, args: PretrainArgs, out: Path, log: RunLog,
     resume_from: Path | None, deadline: float | None,
@@ -474,8 +487,9 @@ def run_stage(
         prefetch_factor=4 if args.num_workers else None,
     )  # fmt: skip
     bar = tqdm(total=stage.steps, initial=start, desc=f"{stage.name} stage", disable=not accelerator.is_main_process)
-    sums: dict[str, torch.Tensor] = {}  # running sums on the device: read only at log steps (one sync per log)
-    last_time, last_step, stopped = time.perf_counter(), start, False
+    # Running sums on the device, read only at log steps (one sync per log); "_n" counts the steps summed.
+    sums: dict[str, torch.Tensor] = {}
+    last_time, last_step, stopped, bad_in_a_row = time.perf_counter(), start, False, 0
     model.train()
     for step, batch in enumerate(loader, start=start + 1):
         batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
@@ -483,27 +497,53 @@ def run_stage(
         accelerator.backward(losses["loss"])
         grad_norm = accelerator.clip_grad_norm_(params, args.max_grad_norm)
         lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (a python float: no sync)
-        optimizer.step()
-        scheduler.step()
+        # A NaN/inf gradient (or loss: its gradient is then non-finite too) would poison the weights and AdamW's
+        # moments for good. The norm is of the all-reduced gradients, so every process takes the same decision.
+        # This is the loop's one sync per step.
+        finite = bool(torch.isfinite(grad_norm))
+        if finite:
+            optimizer.step()
+        scheduler.step()  # a skipped step still consumes its batch and its place in the schedule
         optimizer.zero_grad(set_to_none=True)
-        if stage.after_step is not None:
+        if finite and stage.after_step is not None:
             stage.after_step(step)
-        for key, value in {**losses, "grad_norm": grad_norm}.items():
-            sums[key] = sums.get(key, 0) + value.detach().float()
+        if finite:
+            bad_in_a_row = 0
+            one = torch.ones((), device=grad_norm.device)
+            for key, value in {**losses, "grad_norm": grad_norm, "_n": one}.items():
+                sums[key] = sums.get(key, 0) + value.detach().float()
+        else:
+            bad_in_a_row += 1
+            loss = float(losses["loss"])
+            log.write({"stage": stage.name, "step": stage.offset + step, "stage_step": step, "skipped_nonfinite": True,
+                       "nonfinite_loss": not math.isfinite(loss), "nonfinite_in_a_row": bad_in_a_row})  # fmt: skip
+            accelerator.print(
+                f"warning: {stage.name} step {step}: non-finite gradient (loss {loss}); step skipped, no update "
+                f"({bad_in_a_row} in a row, max_nonfinite_steps={args.max_nonfinite_steps})"
+            )
+            if bad_in_a_row >= args.max_nonfinite_steps:
+                bar.close()
+                raise NonFiniteStop(
+                    f"{stage.name} stage: {bad_in_a_row} steps in a row (up to step {step}) had a non-finite "
+                    f"gradient, so training stopped; the last checkpoint in {out / 'checkpoints'} holds the last good "
+                    "weights. Lower the learning rate or check the data, then --resume (max_nonfinite_steps sets "
+                    "the patience)."
+                )
         bar.update(1)
         if step % args.log_steps == 0 or step == stage.steps:
+            sums = sums or {"_n": torch.zeros((), device=accelerator.device)}  # every step of the window skipped
             keys = sorted(sums)
             over = float(deadline is not None and time.monotonic() > deadline)
-            values = torch.stack(
-                [sums[k] / (step - last_step) for k in keys] + [torch.tensor(over, device=sums[keys[0]].device)]
-            )
+            values = torch.stack([sums[k] for k in keys] + [torch.tensor(over, device=sums["_n"].device)])
             values = accelerator.reduce(values, "sum").tolist()  # one collective: losses and the stop vote
-            means = {k: v / accelerator.num_processes for k, v in zip(keys, values)}
+            counted = dict(zip(keys, values)).pop("_n")  # steps summed, over all processes
+            means = {k: v / counted for k, v in zip(keys, values) if k != "_n"} if counted else {}
             now = time.perf_counter()
-            record = {"stage": stage.name, "step": stage.offset + step, "stage_step": step, **means,
-                      "lr": lr, "steps_per_s": (step - last_step) / (now - last_time)}  # fmt: skip
-            log.write(record)
-            bar.set_postfix(loss=f"{means['loss']:.4f}", refresh=False)
+            if means:
+                record = {"stage": stage.name, "step": stage.offset + step, "stage_step": step, **means,
+                          "lr": lr, "steps_per_s": (step - last_step) / (now - last_time)}  # fmt: skip
+                log.write(record)
+                bar.set_postfix(loss=f"{means['loss']:.4f}", refresh=False)
             sums, last_time, last_step, stopped = {}, now, step, values[-1] > 0
         if stage.eval_steps and step % stage.eval_steps == 0 and step != stage.steps:
             _evaluate(stage, umm, accelerator, log, step)
@@ -557,7 +597,15 @@ def prepare_output_dir(args: PretrainArgs, is_main: bool) -> Path:
 
 
 def main(args: PretrainArgs) -> int:
-    """Run `seer pretrain` (see the module docstring); returns the exit status."""
+    """Run `seer pretrain` (see the module docstring); returns the exit status (1: stopped by non-finite steps)."""
+    try:
+        return _main(args)
+    except NonFiniteStop as stop:  # every process stops at the same step (the decision reads all-reduced norms)
+        print(f"stopped: {stop}", file=sys.stderr)
+        return 1
+
+
+def _main(args: PretrainArgs) -> int:
     started = time.monotonic()
     deadline = started + 60 * args.time_limit_minutes if args.time_limit_minutes > 0 else None
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the tokenizer runs in forked DataLoader workers
@@ -568,7 +616,9 @@ def main(args: PretrainArgs) -> int:
         torch.set_float32_matmul_precision("high")  # TF32 for the float32 evaluation matmuls
     log = RunLog(out / "metrics.jsonl", accelerator.is_main_process)
     if accelerator.is_main_process:
-        save_config(out, args)
+        # resume/overwrite say how this invocation treats output_dir, not what the run trains: left out, the file of
+        # an interrupted run stays byte-identical when its --resume fails on a bad checkpoint.
+        save_config(out, replace(args, resume=False, overwrite=False))
 
     resume_from = ckpt.latest_checkpoint(out / "checkpoints") if args.resume else None
     resumed = ckpt.read_trainer_state(resume_from) if resume_from else {"stage": "vq", "step": 0}

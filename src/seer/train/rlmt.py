@@ -75,18 +75,20 @@ from seer.data.vie import VIEItem, load_vie
 from seer.errors import SeerError
 from seer.eval.base import take_stratified
 from seer.formats import naive_concatenation
+from seer.models import load_umm
 from seer.models.adapters import EVALUATOR, REPROMPTER, LoraSettings
 from seer.models.base import UnifiedModel
-from seer.rl.health import RewardHealthMonitor, RewardTap
+from seer.rl.health import JudgeHealthMonitor, RewardHealthMonitor, RewardTap
 from seer.rl.judge import JudgeResult, judge_p_yes, judge_question, order_averaged_reward
 from seer.rl.reprompt import GRAMMARS, REASONS, REPROMPT_TEMPLATE, check_template, parse_descriptor
 from seer.rl.rewards import completion_text
-from seer.train.rlvr import directory_identity, write_json_atomic
+from seer.train.rlvr import write_json_atomic
 
 STATE_FILE, METRICS_FILE, RESULTS_FILE, CONFIG_FILE = "rlmt.json", "metrics.jsonl", "results.json", "config.yaml"
 # Keys that may differ between an interrupted run and its --resume (they do not change what is trained).
 RESUMABLE_CHANGES = ("resume", "overwrite", "output_dir", "device", "judge_batch_size", "image_batch_size",
-                     "sample_every")  # fmt: skip
+                     "sample_every", "min_agreement", "max_judge_no_answer", "judge_health_action",
+                     "judge_health_patience")  # fmt: skip
 # The RLVR run's keys the judge needs (its question, exactly as it was trained on it).
 JUDGE_KEYS = ("prompt_question", "instruction_question", "answer_suffix", "system_prompt", "max_completion_length")
 
@@ -185,6 +187,20 @@ class RLMTArgs:
     fidelity_samples: int = field(
         default=8, metadata={"help": "Rollouts per step the oracle also judges (judge-oracle agreement); 0: none."}
     )
+    min_agreement: float | None = field(
+        default=None,
+        metadata={"help": "Judge health: warn (or stop) when a step's fidelity/agreement is below this; null: off."},
+    )
+    max_judge_no_answer: float | None = field(
+        default=1.0,
+        metadata={"help": "Judge health: warn (or stop) when this fraction of judge answers is malformed; null: off."},
+    )
+    judge_health_action: Literal["warn", "stop"] = field(
+        default="warn", metadata={"help": "What a judge-health alarm does: warn, or stop after the patience."}
+    )
+    judge_health_patience: int = field(
+        default=3, metadata={"help": "Alarming logged steps in a row before judge_health_action stop stops the run."}
+    )
     sample_every: int = field(default=10, metadata={"help": "Print raw reprompts every N steps."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory (large models)."})
     # Run
@@ -205,7 +221,7 @@ class RLMTArgs:
             "max_steps": 1, "prompts_per_step": 1, "gradient_accumulation_steps": 1, "save_steps": 1,
             "max_completion_length": 1, "judge_batch_size": 1, "image_batch_size": 1, "max_bad_reward_steps": 1,
             "num_generations": 2, "max_descriptor_words": 1, "fidelity_samples": 0, "sample_every": 1,
-            "max_train_items": 1, "judge_max_new_tokens": 1,
+            "max_train_items": 1, "judge_max_new_tokens": 1, "judge_health_patience": 1,
         }  # fmt: skip
         for name, low in at_least.items():
             value = getattr(self, name)
@@ -218,6 +234,10 @@ class RLMTArgs:
             raise ValueError(f"beta / epsilon: expected beta >= 0 and epsilon > 0, got {self.beta} / {self.epsilon}")
         if self.descriptor_grammar not in GRAMMARS:
             raise ValueError(f"descriptor_grammar: expected one of {list(GRAMMARS)}, got {self.descriptor_grammar!r}")
+        for name in ("min_agreement", "max_judge_no_answer"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}: expected a fraction in [0, 1] or null, got {value}")
         if self.guidance_scale is not None and self.guidance_scale < 0:
             raise ValueError(f"guidance_scale: expected >= 0 (1.0 = no guidance), got {self.guidance_scale}")
         check_template(self.reprompt_template)
@@ -322,7 +342,10 @@ def read_evaluator_run(path: str | Path) -> EvaluatorRun:
 
 def resolve_model_keys(args: RLMTArgs, run: EvaluatorRun) -> None:
     """Take the RLVR run's model when ours is left null; a different model is an error (the adapter would not fit
-    what it was trained on)."""
+    what it was trained on). So is another backend (RLVR runs written before its ``backend`` key are janus ones)."""
+    if args.backend != run.config.get("backend", "janus"):
+        raise SeerError(f"key 'backend': {args.backend!r}, but the evaluator ({run.config_path}) was trained with "
+                        f"backend {run.config.get('backend', 'janus')!r}")  # fmt: skip
     theirs = {key: run.config.get(key) for key in ("model", "model_shape")}
     ours = {"model": args.model, "model_shape": args.model_shape}
     if ours["model"] is None and ours["model_shape"] is None:
@@ -338,29 +361,7 @@ def resolve_model_keys(args: RLMTArgs, run: EvaluatorRun) -> None:
 
 def load_model(args: RLMTArgs, shape_seed: int = 0) -> tuple[UnifiedModel, str]:
     """The model and a string identifying its weights; ``shape_seed`` seeds a random-weight shape (the RLVR run's)."""
-    dtype = getattr(torch, args.dtype)
-    if args.backend == "harmon":
-        from seer.models.harmon import HarmonUMM
-
-        if args.model is None:
-            raise SeerError("key 'model': the harmon backend needs a model directory (python -m seer.models.harmon "
-                            "convert ...)")  # fmt: skip
-        return HarmonUMM.from_pretrained(args.model, dtype=dtype, device=args.device), directory_identity(
-            Path(args.model)
-        )
-    from seer.models.janus import JanusUMM
-
-    if args.model_shape is not None:
-        from seer.worlds.shapeworld.corpus import corpus_words
-
-        umm = JanusUMM.from_shape(args.model_shape, seed=shape_seed, words=corpus_words(), dtype=dtype,
-                                  device=args.device)  # fmt: skip
-        return umm, f"shape:{args.model_shape}:seed={shape_seed}:{args.dtype}"
-    if args.model is None:
-        from seer.embedded import EMBEDDED_MODEL_DIR, load_embedded_model
-
-        return load_embedded_model(args.device), directory_identity(EMBEDDED_MODEL_DIR)
-    return JanusUMM.from_pretrained(args.model, dtype=dtype, device=args.device), directory_identity(Path(args.model))
+    return load_umm(args.backend, args.model, args.model_shape, args.dtype, args.device, shape_seed=shape_seed)
 
 
 def check_template_vocabulary(tokenizer: Any, template: str, key: str = "reprompt_template") -> None:
@@ -541,7 +542,9 @@ class PYesReward:
 
     def fidelity(self, keys: Sequence[tuple[str, str, int]], ours: dict[Any, Image.Image],
                  naive: dict[Any, Image.Image], rewards: dict[Any, float], step: int) -> dict[str, float]:  # fmt: skip
-        """Judge-oracle agreement on a seeded sample of this step's rollouts (items with a spec only)."""
+        """Judge-oracle agreement on a seeded sample of this step's rollouts (items with a spec only); images of a
+        real-size model are box-filtered to a size the oracle reads (`data.pairs.oracle_view`), as RLVR's pairs are."""
+        from seer.data.pairs import oracle_view
         from seer.worlds.shapeworld.judge import verify
 
         candidates = [k for k in keys if self.items[k[1]].spec is not None]
@@ -555,8 +558,8 @@ class PYesReward:
             _, item_id, item_step = key
             item = self.items[item_id]
             if (item_id, item_step) not in naive_pass:
-                naive_pass[(item_id, item_step)] = verify(naive[(item_id, item_step)], item).passed
-            mine, theirs = verify(ours[key], item).passed, naive_pass[(item_id, item_step)]
+                naive_pass[(item_id, item_step)] = verify(oracle_view(naive[(item_id, item_step)]), item).passed
+            mine, theirs = verify(oracle_view(ours[key]), item).passed, naive_pass[(item_id, item_step)]
             ours_pass += mine
             if mine != theirs:  # the oracle prefers one image
                 decisive += 1
@@ -708,6 +711,8 @@ def main(args: RLMTArgs) -> int:
     judge_run = read_evaluator_run(args.evaluator)
     resolve_model_keys(args, judge_run)  # before the resume check: config.yaml holds the resolved keys
     resume_from = prepare_output_dir(args)  # before loading the model: a refused output_dir fails fast
+    if args.train_file is not None:
+        load_vie(args.train_file)  # so does a malformed dataset
     model, model_id = load_model(args, shape_seed=int(judge_run.config.get("seed", 0)))
     return run(args, model, model_id, resume_from, judge_run)
 
@@ -739,8 +744,11 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
     reward = PYesReward(generator, judge, {item.id: item for item in items}, judge_run.templates, args)
     tap = RewardTap()
     health = RewardHealthMonitor(tap, [1.0], args.num_generations, args.max_bad_reward_steps)
+    judge_health = JudgeHealthMonitor(args.min_agreement, args.max_judge_no_answer,
+                                      stop=args.judge_health_action == "stop", patience=args.judge_health_patience)
     callbacks: list[TrainerCallback] = [
         health,
+        judge_health,
         CheckpointCallback(model, judge_run.adapter),
         ProgressCallback(out / METRICS_FILE, reward, args.sample_every),
     ]
@@ -751,8 +759,9 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
     train_seconds = time.perf_counter() - train_start
     steps_run = trainer.state.global_step - (int(resume_from.name.removeprefix("checkpoint-")) if resume_from else 0)
 
+    stop_message = health.stop_message or judge_health.stop_message
     results: dict[str, Any] = {
-        "status": "stopped" if health.stop_message else "completed",
+        "status": "stopped" if stop_message else "completed",
         "steps": trainer.state.global_step,
         "evaluator": str(judge_run.adapter),
         "init_from": args.init_from,
@@ -761,10 +770,10 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
         "seconds": {"training": round(train_seconds, 1), "per_step": round(train_seconds / max(1, steps_run), 2)},
     }
     main_process = trainer.is_world_process_zero()
-    if health.stop_message:
+    if stop_message:
         if main_process:
-            write_json_atomic(out / RESULTS_FILE, {**results, "message": health.stop_message})
-        print(health.stop_message, file=sys.stderr)
+            write_json_atomic(out / RESULTS_FILE, {**results, "message": stop_message})
+        print(stop_message, file=sys.stderr)
         return 1
     results["seconds"]["total"] = round(time.perf_counter() - start, 1)
     if main_process:

@@ -36,7 +36,6 @@ as the reference; and the dataset is a `datasets.Dataset` of slot numbers whose 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -86,6 +85,7 @@ from seer.data.vie import VIEItem, load_vie
 from seer.errors import SeerError
 from seer.eval.base import take_stratified
 from seer.eval.evaluator import Judgement, pairs_accuracy
+from seer.models import UnifiedModel, load_umm
 from seer.models.adapters import EVALUATOR, LoraSettings
 from seer.models.janus import JanusUMM
 from seer.rl.health import RewardHealthMonitor, RewardTap
@@ -114,14 +114,19 @@ class RLVRArgs:
     """
 
     # Model
+    backend: Literal["janus", "harmon"] = field(
+        default="janus", metadata={"help": "Model backend: janus (Janus-Pro, the embedded model) or harmon."}
+    )
     model: str | None = field(
         default=None,
-        metadata={"help": "Model directory (seer pretrain output or Janus checkpoint); default: embedded."},
-    )
+        metadata={"help": "Model directory (seer pretrain output, a Janus or converted Harmon checkpoint); default: "
+                          "embedded."},
+    )  # fmt: skip
     model_shape: str | None = field(
         default=None,
-        metadata={"help": "Random-weight model of this shape instead (shapeworld-tiny, janus-pro-1b): smoke runs."},
-    )
+        metadata={"help": "Random-weight model of this shape instead (shapeworld-tiny, janus-pro-1b, harmon-tiny, "
+                          "harmon-1.5b): smoke runs."},
+    )  # fmt: skip
     device: str = field(default="cpu", metadata={"help": "Device to train on (cpu, cuda, cuda:1, ...)."})
     dtype: Literal["float32", "bfloat16"] = field(default="float32", metadata={"help": "Weight dtype of the model."})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 autocast in training (GPU)."})
@@ -196,7 +201,9 @@ class RLVRArgs:
         default="grpo",
         metadata={"help": "TRL loss aggregation; grpo: token mean per answer, then batch mean (the authors')."},
     )
-    max_completion_length: int = field(default=64, metadata={"help": "Token budget of a sampled answer."})
+    max_completion_length: int = field(
+        default=160, metadata={"help": "Token budget of a sampled answer (checklist thinks need ~100)."}
+    )
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of answers (full softmax)."})
     reward_weights: list[float] = field(
         default_factory=lambda: [1.0, 1.0], metadata={"help": "Weights of the format and accuracy rewards (summed)."}
@@ -317,30 +324,9 @@ def _check_same_config(path: Path, args: RLVRArgs) -> None:
 # 2. Model
 
 
-def load_model(args: RLVRArgs) -> tuple[JanusUMM, str]:
-    """The model and a string identifying its weights (part of the pair cache key)."""
-    dtype = getattr(torch, args.dtype)
-    if args.model_shape is not None:
-        from seer.worlds.shapeworld.corpus import corpus_words
-
-        words = corpus_words()
-        umm = JanusUMM.from_shape(args.model_shape, seed=args.seed, words=words, dtype=dtype, device=args.device)
-        return umm, f"shape:{args.model_shape}:seed={args.seed}:{args.dtype}"
-    if args.model is None:
-        from seer.embedded import EMBEDDED_MODEL_DIR, load_embedded_model
-
-        return load_embedded_model(args.device), directory_identity(EMBEDDED_MODEL_DIR)
-    umm = JanusUMM.from_pretrained(args.model, dtype=dtype, device=args.device)
-    return umm, directory_identity(Path(args.model))
-
-
-def directory_identity(directory: Path) -> str:
-    """A cheap fingerprint of a checkpoint directory: config.json's bytes and each weight file's size and mtime."""
-    digest = hashlib.sha256((directory / "config.json").read_bytes())
-    for weights in sorted(directory.glob("*.safetensors")):
-        stat = weights.stat()
-        digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return f"dir:{directory.resolve()}:{digest.hexdigest()[:16]}"
+def load_model(args: RLVRArgs) -> tuple[UnifiedModel, str]:
+    """The model and a string identifying its weights (part of the pair cache key); a shape is seeded by ``seed``."""
+    return load_umm(args.backend, args.model, args.model_shape, args.dtype, args.device, shape_seed=args.seed)
 
 
 def check_vocabulary(tokenizer: Any, templates: QuestionTemplates) -> None:
@@ -667,6 +653,8 @@ def main(args: RLVRArgs) -> int:
     """Run `seer rlvr`; 0 on success, 1 when reward health stopped the run."""
     transformers.logging.set_verbosity_error()  # per-call generation warnings would bury the progress output
     resume_from = prepare_output_dir(args)  # before loading anything: a refused output_dir fails fast
+    if args.train_file is not None:
+        load_vie(args.train_file)  # so does a malformed dataset: before a model load that may take minutes
     model, model_id = load_model(args)
     return run(args, model, model_id, resume_from)
 
