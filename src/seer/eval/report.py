@@ -75,7 +75,10 @@ def example_rows(records: Sequence[Mapping[str, Any]], images: Mapping[str, Sequ
             img = f'<img class="cell" src="{uri}">' if uri else "<i>no image (did not parse)</i>"
             text = html.escape(s["text"]) if s["text"] is not None else "<i>malformed</i>"
             read = html.escape(s["read"]) if s.get("read") else "unreadable"
-            cells.append(f'<td class="text">{img}<br>{verdict}<br>{text}<br><small>oracle read: {read}</small></td>')
+            think = f"<br><small>think: {html.escape(s['reasoning'])}</small>" if s.get("reasoning") else ""
+            cells.append(
+                f'<td class="text">{img}<br>{verdict}<br>{text}{think}<br><small>oracle read: {read}</small></td>'
+            )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr><th>item</th>{header}</tr>{''.join(rows)}</table>"
 
