@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -47,17 +46,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 import transformers
-import yaml
 from accelerate import PartialState
 from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-from transformers.trainer_callback import PrinterCallback
-from trl import GRPOConfig, GRPOTrainer
 
 from seer.config import config_dict, save_config
+from trl import GRPOTrainer
+from seer.train import run_dir
+from seer.train.grpo import build_grpo_trainer
 from seer.data.build import generate_sets
 from seer.data.curriculum import (
     INSTRUCTION_STAGE,
@@ -272,52 +270,17 @@ ARG_TYPES = (RLVRArgs,)
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    """The newest complete checkpoint (TRL's state and our curriculum file both written), or None."""
-    steps = {}
-    for directory in out.glob("checkpoint-*"):
-        step = directory.name.removeprefix("checkpoint-")
-        if step.isdigit() and (directory / "trainer_state.json").is_file() and (directory / CURRICULUM_FILE).is_file():
-            steps[int(step)] = directory
-    return steps[max(steps)] if steps else None
+    """The newest complete checkpoint of a run in `out` (`run_dir.latest_checkpoint` with this stage's marker)."""
+    return run_dir.latest_checkpoint(out, CURRICULUM_FILE)
 
 
 def prepare_output_dir(args: RLVRArgs) -> Path | None:
-    """Check ``output_dir`` against --resume/--overwrite; returns the checkpoint to resume from (or None)."""
-    out = Path(args.output_dir)
-    if out.exists() and not out.is_dir():
-        raise SeerError(f"{out}: output_dir is a file; expected a directory")
-    if args.resume:
-        checkpoint = latest_checkpoint(out)
-        if checkpoint is None:
-            raise SeerError(f"{out}: no complete checkpoint-<step> to --resume from (start without --resume)")
-        _check_same_config(out / "config.yaml", args)
-        return checkpoint
-    if out.is_dir() and any(out.iterdir()):
-        if not args.overwrite:
-            raise SeerError(
-                f"{out}: output_dir is not empty; pass --resume to continue its run or --overwrite to replace it"
-            )
-        # Our own outputs only (the pair cache stays: it is keyed by what built it); a stale checkpoint left behind
-        # would otherwise be what a later --resume picks up.
-        for path in [*out.glob("checkpoint-*"), out / EVALUATOR]:
-            shutil.rmtree(path, ignore_errors=True)
-        for name in (METRICS_FILE, RESULTS_FILE, "config.yaml"):
-            (out / name).unlink(missing_ok=True)
-    return None
-
-
-def _check_same_config(path: Path, args: RLVRArgs) -> None:
-    """A resumed run must train what the interrupted one trained."""
-    if not path.is_file():
-        raise SeerError(f"{path}: file not found; --resume needs the config.yaml of the interrupted run")
-    before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    now = config_dict(args)
-    for key, value in now.items():
-        if key not in RESUMABLE_CHANGES and before.get(key) != value:
-            raise SeerError(
-                f"{path}: key '{key}': the interrupted run used {before.get(key)!r}, this one {value!r}; "
-                "a resumed run must use the same configuration"
-            )
+    """Check ``output_dir`` against --resume/--overwrite (`run_dir.prepare_output_dir`); the checkpoint to resume."""
+    return run_dir.prepare_output_dir(
+        Path(args.output_dir), resume=args.resume, overwrite=args.overwrite, marker=CURRICULUM_FILE,
+        config=config_dict(args), resumable=RESUMABLE_CHANGES,
+        outputs=(EVALUATOR, METRICS_FILE, RESULTS_FILE, run_dir.CONFIG_FILE),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -594,59 +557,7 @@ def build_trainer(
     model: JanusUMM, args: RLVRArgs, dataset: Dataset, reward_funcs: Sequence[Any], callbacks: list[TrainerCallback]
 ) -> GRPOTrainer:
     """TRL's GRPOTrainer on the model's PEFT module, with the evaluator adapter active and trainable."""
-    world = PartialState().num_processes
-    completions_per_step = args.prompts_per_step * args.num_generations
-    if completions_per_step % (world * args.gradient_accumulation_steps):
-        raise SeerError(
-            f"prompts_per_step * num_generations ({completions_per_step}): expected a multiple of processes x "
-            f"gradient_accumulation_steps ({world} x {args.gradient_accumulation_steps})"
-        )
-    config = GRPOConfig(
-        output_dir=args.output_dir,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=completions_per_step // (world * args.gradient_accumulation_steps),
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        num_generations=args.num_generations,
-        num_iterations=1,
-        learning_rate=args.learning_rate,
-        lr_scheduler_type=args.lr_scheduler_type,
-        beta=0.0,  # set below, after construction
-        epsilon=args.epsilon,
-        loss_type=args.loss_type,
-        max_completion_length=args.max_completion_length,
-        temperature=args.temperature,
-        top_k=0,
-        top_p=1.0,
-        # JanusProcessor returns tensors by default, which fails on TRL's batch of prompts of different lengths;
-        # TRL expects ragged lists here and pads them itself.
-        chat_template_kwargs={"return_tensors": None},
-        reward_weights=list(args.reward_weights),
-        seed=args.seed,
-        shuffle_dataset=False,  # slot order is step order: CurriculumData shuffles within each stage itself
-        dataloader_num_workers=0,  # workers would read further ahead than the curriculum allows for
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=args.save_steps,
-        report_to="none",
-        disable_tqdm=True,  # ProgressCallback draws one compact bar instead of a dict per step
-        use_cpu=torch.device(args.device).type == "cpu",
-        bf16=args.bf16,
-        gradient_checkpointing=args.gradient_checkpointing,
-    )
-    trainer = GRPOTrainer(
-        model=model.module,
-        reward_funcs=list(reward_funcs),
-        args=config,
-        train_dataset=dataset,
-        processing_class=model.processor,
-        callbacks=callbacks,
-    )
-    trainer.remove_callback(PrinterCallback)  # it prints every step's metric dict; ProgressCallback summarises
-    # The KL reference must be the adapter-free base. Given a PeftModel and beta > 0, TRL 1.16 expects a pre-trained
-    # adapter named "default" and copies it as the reference; with beta set after construction it takes the path it
-    # takes for adapters it creates itself: reference log-probs under disable_adapter(), i.e. the base model.
-    trainer.beta = config.beta = args.beta
-    return trainer
+    return build_grpo_trainer(model, args, dataset, reward_funcs, args.reward_weights, callbacks)
 
 
 def main(args: RLVRArgs) -> int:

@@ -1,0 +1,81 @@
+"""TRL's GRPOTrainer as both SEER stages use it (`seer rlvr`, `seer rlmt`): one place for the settings we fix.
+
+Both stages train one LoRA adapter of the model's PEFT module with GRPO, one rollout per update, rows read in the
+order the dataset gives them, and KL to the adapter-free base. `args` is the stage's argument dataclass; the keys
+read here have the same names in both (prompts_per_step, num_generations, learning_rate, beta, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from accelerate import PartialState
+from datasets import Dataset
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from seer.errors import SeerError
+from seer.models.base import UnifiedModel
+
+
+def build_grpo_trainer(
+    model: UnifiedModel, args: Any, dataset: Dataset, reward_funcs: Sequence[Any], reward_weights: Sequence[float],
+    callbacks: list[TrainerCallback],
+) -> GRPOTrainer:  # fmt: skip
+    """TRL's GRPOTrainer on `model.module` (the active adapter trainable), rewarded by `reward_funcs`."""
+    world = PartialState().num_processes
+    completions_per_step = args.prompts_per_step * args.num_generations
+    if completions_per_step % (world * args.gradient_accumulation_steps):
+        raise SeerError(
+            f"prompts_per_step * num_generations ({completions_per_step}): expected a multiple of processes x "
+            f"gradient_accumulation_steps ({world} x {args.gradient_accumulation_steps})"
+        )
+    config = GRPOConfig(
+        output_dir=args.output_dir,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=completions_per_step // (world * args.gradient_accumulation_steps),
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        num_generations=args.num_generations,
+        num_iterations=1,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type=args.lr_scheduler_type,
+        beta=0.0,  # set below, after construction
+        epsilon=args.epsilon,
+        loss_type=args.loss_type,
+        max_completion_length=args.max_completion_length,
+        temperature=args.temperature,
+        top_k=0,
+        top_p=1.0,
+        # JanusProcessor returns tensors by default, which fails on TRL's batch of prompts of different lengths;
+        # TRL expects ragged lists here and pads them itself.
+        chat_template_kwargs={"return_tensors": None},
+        reward_weights=list(reward_weights),
+        seed=args.seed,
+        shuffle_dataset=False,  # rows are in step order: each stage decides what a step shows (curriculum, seeds)
+        dataloader_num_workers=0,  # workers would read further ahead than the curriculum allows for
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=args.save_steps,
+        report_to="none",
+        disable_tqdm=True,  # the stages draw one compact progress bar instead of a dict per step
+        use_cpu=torch.device(args.device).type == "cpu",
+        bf16=args.bf16,
+        gradient_checkpointing=args.gradient_checkpointing,
+    )
+    trainer = GRPOTrainer(
+        model=model.module,
+        reward_funcs=list(reward_funcs),
+        args=config,
+        train_dataset=dataset,
+        processing_class=model.processor,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every step's metric dict; the stages summarise
+    # The KL reference must be the adapter-free base. Given a PeftModel and beta > 0, TRL 1.16 expects a pre-trained
+    # adapter named "default" and copies it as the reference; with beta set after construction it takes the path it
+    # takes for adapters it creates itself: reference log-probs under disable_adapter(), i.e. the base model.
+    trainer.beta = config.beta = args.beta
+    return trainer
