@@ -301,7 +301,7 @@ def test_literal_stub_scores_one_on_every_image_and_text_figure():
     assert prompts == SCENE_TEXTS
     assert [s for call in model.image_calls for s in call[1]] == seeds
     assert [len(call[0]) for call in model.image_calls] == [3, 1]
-    assert model.image_calls[0][2:] == (5.0, True, 1.0)
+    assert model.image_calls[0][2:] == (None, True, 1.0)  # no scale asked for: the model's own default decides
 
 
 def test_red_blue_stub_fails_exactly_on_the_red_and_blue_scenes():

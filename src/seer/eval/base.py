@@ -256,12 +256,13 @@ def generate_images_batched(
     prompts: Sequence[str],
     seeds: Sequence[int],
     *,
-    guidance_scale: float,
+    guidance_scale: float | None,
     temperature: float,
     batch_size: int,
     desc: str,
 ) -> list[Image.Image]:
-    """One image per prompt, `batch_size` at a time; `temperature` 0 means greedy decoding."""
+    """One image per prompt, `batch_size` at a time; `temperature` 0 means greedy decoding; `guidance_scale` None
+    means the model's own default."""
     images: list[Image.Image] = []
     with tqdm(total=len(prompts), desc=desc, unit="img") as bar:
         for part in _batches(len(prompts), batch_size):
@@ -306,12 +307,15 @@ def t2i_accuracy(
     scenes: Sequence[Scene],
     seeds: Sequence[int],
     *,
-    guidance_scale: float = 5.0,
+    guidance_scale: float | None = None,
     temperature: float = 1.0,
     batch_size: int = 32,
     desc: str = "t2i",
 ) -> Measurement:
-    """How often the image generated from a scene's literal prompt is read by the oracle as exactly that scene."""
+    """How often the image generated from a scene's literal prompt is read by the oracle as exactly that scene.
+
+    `guidance_scale` None: the model's own default (`UnifiedModel.default_guidance_scale`).
+    """
     prompts = [describe(s) for s in scenes]
     images = generate_images_batched(
         model, prompts, seeds, guidance_scale=guidance_scale, temperature=temperature, batch_size=batch_size, desc=desc
@@ -423,7 +427,7 @@ def cognitive_gap(
     items: Sequence[Any],
     seeds: Sequence[int],
     *,
-    guidance_scale: float = 5.0,
+    guidance_scale: float | None = None,
     temperature: float = 1.0,
     batch_size: int = 32,
 ) -> tuple[Measurement, Measurement]:
