@@ -29,8 +29,6 @@ from typing import Any
 from seer.config import read_recipe, save_config
 from seer.errors import SeerError
 
-STAGES = ("data", "rlvr", "rlmt", "eval")
-
 
 @dataclass
 class RunArgs:

@@ -192,6 +192,7 @@ def yes_no_questions(seed: int, n: int) -> list[Example]:
     return [sample_yes_no(("vqa", "two_images")[i % 2], rng) for i in range(n)]
 
 
+YES_NO_TOKENS = 192  # token budget of a yes/no answer: its think block restates a 4-object question (~120 tokens)
 VIE_CELLS = len(CATEGORIES) * len(DIFFICULTIES) * len(SPLITS)
 
 
@@ -391,12 +392,12 @@ def yes_no_accuracy(
     questions: Sequence[Example],
     *,
     image_size: int = 32,
-    max_new_tokens: int = 192,
+    max_new_tokens: int = YES_NO_TOKENS,
     batch_size: int = 32,
 ) -> Measurement:
     """How often the greedy verdict (the answer block) to a yes/no question about rendered scenes is the true one.
 
-    The think block is not graded; a think that restates a 4-object question needs ~120 tokens.
+    The think block is not graded.
     """
     images = [[render(scene, image_size) for scene in q.scenes] for q in questions]
     texts = generate_texts_batched(

@@ -39,6 +39,7 @@ from seer.data.vie import VIEItem, load_vie
 from seer.errors import SeerError
 from seer.eval.base import (
     TARGETS,
+    YES_NO_TOKENS,
     BaseSuiteModel,
     Measurement,
     caption_accuracy,
@@ -136,7 +137,6 @@ GRID_ROWS: tuple[tuple[str, str], ...] = (
     ("vq round trip", "vq_fidelity"),
 )
 GRID_COLUMNS = 8
-YES_NO_TOKENS = 192  # at least this many for yes/no answers: their think restates the question
 SHOWN_SAMPLES = 2  # printed per figure
 
 

@@ -30,6 +30,8 @@ from seer.data.pairs import build_or_load_pairs, summary_lines
 from seer.data.vie import VIEItem
 from seer.errors import SeerError
 from seer.eval.base import (
+    VIE_CELLS,
+    YES_NO_TOKENS,
     Target,
     caption_accuracy,
     eval_scenes,
@@ -50,7 +52,6 @@ TARGETS: dict[str, Target] = {
     "position_consistency": Target(">=", 0.95),
 }
 RETENTION_BOUND = -0.01  # understanding with the adapter on may fall at most one point below the base model's
-YES_NO_TOKENS = 192
 
 
 def load_rlvr_run(rlvr_dir: str | None) -> tuple[RLVRArgs, Path]:
@@ -76,7 +77,7 @@ def evaluation_items(data_seed: int, n: int, vie_file: str | None) -> list[VIEIt
         from seer.eval.command import load_vie_items
 
         return load_vie_items(vie_file, n)
-    per_cell = max(1, math.ceil(n / 24))
+    per_cell = max(1, math.ceil(n / VIE_CELLS))
     return take_stratified(generate_sets(data_seed, 25, per_cell)[1], n, key=vie_cell)
 
 
