@@ -7,6 +7,7 @@ candidates whose good text has one object survive).
 """
 
 import json
+import shutil
 from contextlib import contextmanager
 import pytest
 from PIL import Image
@@ -215,6 +216,25 @@ def test_load_pairs_names_the_bad_line(exact, tmp_path):
     (copy / PAIRS_FILE).write_text("\n".join([lines[0], json.dumps(record)]) + "\n")
     with pytest.raises(SeerError, match=r"pairs.jsonl:2: not a pair record"):
         load_pairs(copy)
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (lambda path: path.write_bytes(b"not an image at all"), "not a readable image"),
+        (lambda path: path.write_bytes(path.read_bytes()[:40]), "not a readable image"),  # a torn write
+        (lambda path: path.unlink(), "not a readable image"),
+    ],
+)
+def test_a_damaged_pair_image_is_a_one_line_error_when_the_cache_is_loaded(exact, tmp_path, damage, needle):
+    copy = tmp_path / "copy"
+    shutil.copytree(exact.root, copy)
+    assert len(load_pairs(copy).pairs) == len(exact.pairs)  # the intact copy loads
+    victim = copy / exact.pairs[0].bad_image
+    damage(victim)
+    with pytest.raises(SeerError, match=needle) as error:
+        load_pairs(copy)
+    assert str(victim) in str(error.value) and "\n" not in str(error.value)
 
 
 def test_literal_renderer_draws_the_literal_ending_and_blank_otherwise():

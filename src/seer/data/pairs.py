@@ -251,9 +251,28 @@ class PairSet:
 
 
 def load_png(path: Path) -> Image.Image:
-    """An RGB image from a PNG file, fully read (the file is closed on return)."""
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    """An RGB image from a PNG file, fully read (the file is closed on return); SeerError (one line) when the file
+    is missing or not a readable image."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+        raise SeerError(
+            f"{path}: not a readable image ({type(error).__name__}); delete the pair cache {path.parent} to rebuild it"
+        ) from None
+
+
+def check_png(path: Path) -> None:
+    """SeerError (one line) unless `path` is a PNG whose header and chunks read cleanly (no pixel decoding)."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+            if image.format != "PNG":
+                raise ValueError(f"a {image.format} file, not a PNG")
+    except (OSError, SyntaxError, ValueError) as error:
+        raise SeerError(
+            f"{path}: not a readable image ({error}); delete the pair cache {path.parent} to rebuild it"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -485,6 +504,9 @@ def load_pairs(directory: str | os.PathLike) -> PairSet:
             pairs.append(Pair(**record))
         except (ValueError, TypeError) as error:
             raise SeerError(f"{directory / PAIRS_FILE}:{lineno}: not a pair record ({error})") from None
+    # A torn or corrupted cache fails here, before any training, not at the step that first shows the image.
+    for name in sorted({name for p in pairs for name in (p.good_image, p.bad_image)}):
+        check_png(directory / name)
     summary = json.loads((directory / SUMMARY_FILE).read_text(encoding="utf-8"))
     return PairSet(directory, pairs, summary)
 
