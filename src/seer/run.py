@@ -112,7 +112,7 @@ def main(args: RunArgs) -> int:
     from seer.eval.command import EvalArgs
     from seer.eval.evaluator_suite import run_evaluator_suite, summary_lines_of
     from seer.eval.reprompt_suite import run_reprompt_suite
-    from seer.train import rlmt, rlvr
+    from seer.train import rlmt, run_dir, rlvr
 
     start = time.perf_counter()
     out = Path(args.runs_dir) / args.name
@@ -164,7 +164,7 @@ def main(args: RunArgs) -> int:
         "pass_rate": {k: v["value"] for k, v in reprompt["pass_rate"].items()},
         "taxonomy": reprompt["taxonomy"],
     }  # fmt: skip
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    run_dir.write_json_atomic(out / "results.json", results)
     shutil.copyfile(out / "eval-reprompt" / "report.html", out / "report.html")
     print("\n".join(summary_lines_of({"figures": figures})))
     print(f"\nresults: {out / 'results.json'}  report: {out / 'report.html'}  wall: {seconds['total'] / 60:.1f} min")

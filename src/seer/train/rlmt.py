@@ -62,7 +62,7 @@ import yaml
 from datasets import Dataset
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
 from seer.config import config_dict, save_config
 from trl import GRPOTrainer
@@ -81,7 +81,6 @@ from seer.rl.health import JudgeHealthMonitor, RewardHealthMonitor, RewardTap
 from seer.rl.judge import JudgeResult, judge_p_yes, judge_question, order_averaged_reward
 from seer.rl.reprompt import GRAMMARS, REASONS, REPROMPT_TEMPLATE, check_template, parse_descriptor
 from seer.rl.rewards import completion_text
-from seer.train.rlvr import write_json_atomic
 
 STATE_FILE, METRICS_FILE, RESULTS_FILE, CONFIG_FILE = "rlmt.json", "metrics.jsonl", "results.json", "config.yaml"
 # Keys that may differ between an interrupted run and its --resume (they do not change what is trained).
@@ -542,75 +541,28 @@ class PYesReward:
 # 5. Callbacks: checkpoints, progress
 
 
-class CheckpointCallback(TrainerCallback):
-    """Adds the reprompter adapter (``save_adapter``) and rlmt.json to every checkpoint TRL writes."""
+class ProgressCallback(run_dir.StageProgress):
+    """RLMT's progress bar (reward, valid descriptors, judge-oracle agreement, oracle pass, KL, zero-variance groups)
+    and raw reprompts, one per group, from step 1 on."""
 
-    def __init__(self, model: UnifiedModel, evaluator: Path) -> None:
-        self.model = model
-        self.evaluator = evaluator
-
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if not state.is_world_process_zero:
-            return
-        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        self.model.save_adapter(REPROMPTER, checkpoint / REPROMPTER)  # replaces TRL's copy atomically
-        # Written last: a checkpoint without it is incomplete, and --resume skips it.
-        write_json_atomic(checkpoint / STATE_FILE, {"step": state.global_step, "evaluator": str(self.evaluator)})
-
-
-class ProgressCallback(TrainerCallback):
-    """A progress bar with the key metrics, metrics.jsonl, and raw reprompts every `sample_every` steps."""
+    desc = "rlmt"
+    sample_first_step = True
 
     def __init__(self, metrics_path: Path, reward: PYesReward, sample_every: int) -> None:
-        self.metrics_path = metrics_path
+        super().__init__(metrics_path, sample_every)
         self.reward = reward
-        self.sample_every = sample_every
-        self.bar: tqdm | None = None
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                       **kwargs: Any) -> None:  # fmt: skip
-        if not state.is_world_process_zero:
-            return
-        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="rlmt", unit="step")
-        truncate_metrics(self.metrics_path, after_step=state.global_step)  # a resumed run redoes later steps
+    def postfix(self, logs: dict[str, float]) -> dict[str, Any]:
+        return {
+            "reward": logs.get("reward"), "valid": logs.get("rlmt/valid"),
+            "agree": logs.get("fidelity/agreement"), "oracle": logs.get("fidelity/oracle_pass"),
+            "kl": logs.get("kl"), "zero_var": logs.get("health/zero_variance_groups"),
+        }  # fmt: skip
 
-    def on_log(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-        logs: dict[str, float] | None = None, **kwargs: Any,
-    ) -> None:  # fmt: skip
-        if logs is None or "loss" not in logs or not state.is_world_process_zero:
-            return
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-        if self.bar is not None:
-            self.bar.set_postfix({
-                "reward": logs.get("reward"), "valid": logs.get("rlmt/valid"),
-                "agree": logs.get("fidelity/agreement"), "oracle": logs.get("fidelity/oracle_pass"),
-                "kl": logs.get("kl"), "zero_var": logs.get("health/zero_variance_groups"),
-            }, refresh=False)  # fmt: skip
-
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                    **kwargs: Any) -> None:  # fmt: skip
-        if self.bar is None:
-            return
-        self.bar.update(state.global_step - self.bar.n)
-        if state.global_step % self.sample_every == 0 or state.global_step == 1:
-            for sample in self.reward.last_samples[:: max(1, args.num_generations)][:2]:  # one per group
-                tqdm.write(f"sample (step {state.global_step}, {sample['item']}, reward {sample['reward']:.3f}"
-                           f"{', ' + sample['reason'] if sample['reason'] else ''}): {sample['text']!r}")  # fmt: skip
-
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                     **kwargs: Any) -> None:  # fmt: skip
-        if self.bar is not None:
-            self.bar.close()
-
-
-def truncate_metrics(path: Path, after_step: int) -> None:
-    """Drop the metrics lines of steps after `after_step` (a resumed run writes them again)."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    path.write_text("".join(line for line in lines if json.loads(line)["step"] <= after_step), encoding="utf-8")
+    def print_samples(self, step: int, args: TrainingArguments) -> None:
+        for sample in self.reward.last_samples[:: max(1, args.num_generations)][:2]:  # one per group
+            tqdm.write(f"sample (step {step}, {sample['item']}, reward {sample['reward']:.3f}"
+                       f"{', ' + sample['reason'] if sample['reason'] else ''}): {sample['text']!r}")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -667,7 +619,9 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
     callbacks: list[TrainerCallback] = [
         health,
         judge_health,
-        CheckpointCallback(model, judge_run.adapter),
+        run_dir.AdapterCheckpoint(model, REPROMPTER, STATE_FILE, lambda state: {
+            "step": state.global_step, "evaluator": str(judge_run.adapter),
+        }),  # fmt: skip
         ProgressCallback(out / METRICS_FILE, reward, args.sample_every),
     ]
     rows = build_rows(items, args.reprompt_template, args.prompts_per_step, args.max_steps, args.seed)
@@ -690,13 +644,13 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
     main_process = trainer.is_world_process_zero()
     if stop_message:
         if main_process:
-            write_json_atomic(out / RESULTS_FILE, {**results, "message": stop_message})
+            run_dir.write_json_atomic(out / RESULTS_FILE, {**results, "message": stop_message})
         print(stop_message, file=sys.stderr)
         return 1
     results["seconds"]["total"] = round(time.perf_counter() - start, 1)
     if main_process:
         model.save_adapter(REPROMPTER, out / REPROMPTER)
-        write_json_atomic(out / RESULTS_FILE, results)
+        run_dir.write_json_atomic(out / RESULTS_FILE, results)
     print(f"reprompter adapter: {out / REPROMPTER}; results: {out / RESULTS_FILE} ({results['seconds']['total']} s)")
     return 0
 

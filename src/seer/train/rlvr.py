@@ -37,7 +37,6 @@ as the reference; and the dataset is a `datasets.Dataset` of slot numbers whose 
 from __future__ import annotations
 
 import json
-import os
 import random
 import sys
 import time
@@ -466,87 +465,26 @@ class CurriculumCallback(TrainerCallback):
             state.log_history[-1].update(self.fields)
 
 
-class CheckpointCallback(TrainerCallback):
-    """Adds the evaluator adapter (``save_adapter``) and the curriculum state to every checkpoint TRL writes."""
+class ProgressCallback(run_dir.StageProgress):
+    """RLVR's progress bar (reward, format, accuracy, KL, zero-variance groups, stage) and raw answers."""
 
-    def __init__(self, model: JanusUMM, data: CurriculumData) -> None:
-        self.model = model
-        self.data = data
-
-    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if not state.is_world_process_zero:  # one writer per checkpoint
-            return
-        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        # TRL has already saved the PEFT adapter here (a named adapter goes into a sub-folder); ours replaces it
-        # atomically with exactly the adapter files.
-        self.model.save_adapter(EVALUATOR, checkpoint / EVALUATOR)
-        # Written last: a checkpoint without it is incomplete, and --resume skips it.
-        write_json_atomic(checkpoint / CURRICULUM_FILE, self.data.state.to_dict())
-
-
-class ProgressCallback(TrainerCallback):
-    """A progress bar with the key metrics, metrics.jsonl, and raw training samples every `sample_every` steps."""
+    desc = "rlvr"
 
     def __init__(self, metrics_path: Path, tap: RewardTap, sample_every: int) -> None:
-        self.metrics_path = metrics_path
+        super().__init__(metrics_path, sample_every)
         self.tap = tap
-        self.sample_every = sample_every
-        self.bar: tqdm | None = None
 
-    def on_train_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        if not state.is_world_process_zero:  # one bar and one metrics file per run
-            return
-        self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="rlvr", unit="step")
-        _truncate_metrics(self.metrics_path, after_step=state.global_step)  # a resumed run redoes later steps
+    def postfix(self, logs: dict[str, float]) -> dict[str, Any]:
+        return {
+            "reward": logs.get("reward"), "format": logs.get("rewards/format_reward/mean"),
+            "acc": logs.get("rewards/accuracy_reward/mean"), "kl": logs.get("kl"),
+            "zero_var": logs.get("health/zero_variance_groups"), "stage": logs.get("curriculum/stage"),
+        }  # fmt: skip
 
-    def on_log(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-        logs: dict[str, float] | None = None, **kwargs: Any,
-    ) -> None:  # fmt: skip
-        if logs is None or "loss" not in logs or not state.is_world_process_zero:
-            return
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": state.global_step, **logs}) + "\n")
-        if self.bar is not None:
-            self.bar.set_postfix({
-                "reward": logs.get("reward"), "format": logs.get("rewards/format_reward/mean"),
-                "acc": logs.get("rewards/accuracy_reward/mean"), "kl": logs.get("kl"),
-                "zero_var": logs.get("health/zero_variance_groups"), "stage": logs.get("curriculum/stage"),
-            }, refresh=False)  # fmt: skip
-
-    def on_step_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        if self.bar is None:  # not the main process
-            return
-        self.bar.update(state.global_step - self.bar.n)
-        if state.global_step % self.sample_every == 0 and self.tap.last_completions:
-            solutions = self.tap.last_kwargs.get("solution", [])
-            for completion, solution in list(zip(self.tap.last_completions, solutions))[:2]:
-                text = completion_text(completion)
-                tqdm.write(f"sample (step {state.global_step}, expected {solution}): {text!r}")
-
-    def on_train_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to `path` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _truncate_metrics(path: Path, after_step: int) -> None:
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    path.write_text("".join(line for line in lines if json.loads(line)["step"] <= after_step), encoding="utf-8")
+    def print_samples(self, step: int, args: TrainingArguments) -> None:
+        solutions = self.tap.last_kwargs.get("solution", [])
+        for completion, solution in list(zip(self.tap.last_completions, solutions))[:2]:
+            tqdm.write(f"sample (step {step}, expected {solution}): {completion_text(completion)!r}")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -620,7 +558,7 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
     callbacks: list[TrainerCallback] = [
         health,
         CurriculumCallback(data, rule, measure),
-        CheckpointCallback(model, data),
+        run_dir.AdapterCheckpoint(model, EVALUATOR, CURRICULUM_FILE, lambda state: data.state.to_dict()),
         ProgressCallback(out / METRICS_FILE, tap, sample_every=args.curriculum_eval_steps),
     ]
     reward_funcs = tap.wrap(list(RLVR_REWARDS.values()))
@@ -639,7 +577,7 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
     main_process = trainer.is_world_process_zero()
     if health.stop_message:
         if main_process:
-            write_json_atomic(out / RESULTS_FILE, {**results, "message": health.stop_message})
+            run_dir.write_json_atomic(out / RESULTS_FILE, {**results, "message": health.stop_message})
         print(health.stop_message, file=sys.stderr)
         return 1
     if heldout_pairs is not None:
@@ -647,6 +585,6 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
     results["seconds"]["total"] = round(time.perf_counter() - start, 1)
     if main_process:
         model.save_adapter(EVALUATOR, out / EVALUATOR)
-        write_json_atomic(out / RESULTS_FILE, results)
+        run_dir.write_json_atomic(out / RESULTS_FILE, results)
     print(f"evaluator adapter: {out / EVALUATOR}; results: {out / RESULTS_FILE} ({results['seconds']['total']} s)")
     return 0
