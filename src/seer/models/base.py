@@ -232,6 +232,52 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise SeerError(f"{path}: not a readable safetensors file ({reason}); was it truncated?") from None
 
 
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) positions that skip left padding, so a padded prompt is seen exactly as the unpadded one."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def completion_logprobs(
+    module: torch.nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    completions: Sequence[Sequence[int]],
+    *,
+    pad_token_id: int,
+    temperature: float = 1.0,
+) -> TokenLogProbs:
+    """`UnifiedModel.token_logprobs` for a backend whose module takes ``input_ids``, ``pixel_values``,
+    ``attention_mask``, ``position_ids`` and ``logits_to_keep`` (the janus and harmon backends).
+
+    Args:
+        batch: the left-padded prompts (``input_ids``, ``attention_mask``, optional ``pixel_values``), on the
+            module's device.
+        completions: each prompt's completion token ids (right-padded here, so completion token t sits at the
+            prompt's length + t).
+    """
+    device = batch["input_ids"].device
+    length = max(1, max(len(c) for c in completions))
+    completion = torch.full((len(completions), length), pad_token_id, dtype=torch.long)
+    completion_mask = torch.zeros(len(completions), length, dtype=torch.long)
+    for i, c in enumerate(completions):
+        completion[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+        completion_mask[i, : len(c)] = 1
+    completion, completion_mask = completion.to(device), completion_mask.to(device)
+    input_ids = torch.cat([batch["input_ids"], completion], dim=1)
+    mask = torch.cat([batch["attention_mask"], completion_mask], dim=1)
+    # logits at prompt_end-1 .. end-2 predict the completion tokens; the last position predicts nothing
+    logits = module(
+        input_ids=input_ids,
+        pixel_values=batch.get("pixel_values"),
+        attention_mask=mask,
+        position_ids=position_ids(mask),
+        logits_to_keep=length + 1,
+    ).logits[:, :-1]
+    logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, L, V)
+    taken = logprobs.gather(-1, completion[..., None]).squeeze(-1)  # (B, L)
+    keep = completion_mask.bool()
+    return TokenLogProbs(logprobs=taken.masked_fill(~keep, 0.0), mask=keep)
+
+
 def check_safetensors_shapes(
     files: Sequence[Path],
     expected: Mapping[str, tuple[int, ...]],

@@ -87,10 +87,12 @@ from seer.models.base import (
     TextGeneration,
     TokenLogProbs,
     check_safetensors_shapes,
+    completion_logprobs,
 )
+from seer.models.base import position_ids as position_ids_of  # `position_ids` is a forward argument here
 from seer.models.harmon_mar import MAR, masked_count, next_mask
 from seer.models.harmon_vae import AutoencoderKL
-from seer.models.janus import position_ids, sample_tokens, seeded_uniforms
+from seer.models.janus import sample_tokens, seeded_uniforms
 from seer.models.tokenizer import DEFAULT_WORDS, build_word_tokenizer
 
 IMAGE_TOKEN = "<image>"
@@ -417,11 +419,6 @@ class HarmonForConditionalGeneration(PreTrainedModel, GenerationMixin):
 
 # ---------------------------------------------------------------------------------------------------------------
 # Pure helpers
-
-
-def position_ids_of(attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T) positions that skip left padding (Harmon's ``cumsum - 1``, clamped at 0)."""
-    return position_ids(attention_mask)
 
 
 def patchify(z: torch.Tensor, patch: int) -> torch.Tensor:
@@ -803,26 +800,9 @@ class HarmonUMM:
             raise SeerError(f"completions: expected one per prompt ({len(prompts)}), got {len(completions)}")
         batch = self._text_batch(prompts, images)
         ids = [self._completion_ids(c) for c in completions]
-        length = max(1, max(len(c) for c in ids))
-        completion = torch.full((len(ids), length), self.tokenizer.pad_token_id, dtype=torch.long)
-        completion_mask = torch.zeros(len(ids), length, dtype=torch.long)
-        for i, c in enumerate(ids):  # right padding: completion token t sits at prompt length + t
-            completion[i, : len(c)] = torch.tensor(c, dtype=torch.long)
-            completion_mask[i, : len(c)] = 1
-        completion, completion_mask = completion.to(self.device), completion_mask.to(self.device)
-        input_ids = torch.cat([batch["input_ids"], completion], dim=1)
-        mask = torch.cat([batch["attention_mask"], completion_mask], dim=1)
-        logits = self.module(
-            input_ids=input_ids,
-            pixel_values=batch.get("pixel_values"),
-            attention_mask=mask,
-            position_ids=position_ids_of(mask),
-            logits_to_keep=length + 1,
-        ).logits[:, :-1]
-        logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, L, V)
-        taken = logprobs.gather(-1, completion[..., None]).squeeze(-1)
-        keep = completion_mask.bool()
-        return TokenLogProbs(logprobs=taken.masked_fill(~keep, 0.0), mask=keep)
+        return completion_logprobs(
+            self.module, batch, ids, pad_token_id=self.tokenizer.pad_token_id, temperature=temperature
+        )
 
     def _completion_ids(self, completion: str | Sequence[int]) -> list[int]:
         if isinstance(completion, str):

@@ -64,6 +64,8 @@ from seer.models.base import (
     TextGeneration,
     TokenLogProbs,
     check_safetensors_shapes,
+    completion_logprobs,
+    position_ids,
 )
 from seer.models.tokenizer import DEFAULT_WORDS, build_word_tokenizer
 
@@ -536,27 +538,9 @@ class JanusUMM:
             raise SeerError(f"completions: expected one per prompt ({len(prompts)}), got {len(completions)}")
         batch = self._text_batch(prompts, images)
         ids = [self._completion_ids(c) for c in completions]
-        length = max(1, max(len(c) for c in ids))
-        completion = torch.full((len(ids), length), self.tokenizer.pad_token_id, dtype=torch.long)
-        completion_mask = torch.zeros(len(ids), length, dtype=torch.long)
-        for i, c in enumerate(ids):  # right padding: completion token t sits at prompt length + t
-            completion[i, : len(c)] = torch.tensor(c, dtype=torch.long)
-            completion_mask[i, : len(c)] = 1
-        completion, completion_mask = completion.to(self.device), completion_mask.to(self.device)
-        input_ids = torch.cat([batch["input_ids"], completion], dim=1)
-        mask = torch.cat([batch["attention_mask"], completion_mask], dim=1)
-        # logits at prompt_end-1 .. end-2 predict the completion tokens; the last position predicts nothing
-        logits = self.module(
-            input_ids=input_ids,
-            pixel_values=batch.get("pixel_values"),
-            attention_mask=mask,
-            position_ids=position_ids(mask),
-            logits_to_keep=length + 1,
-        ).logits[:, :-1]
-        logprobs = torch.log_softmax(logits.float() / temperature, dim=-1)  # (B, L, V)
-        taken = logprobs.gather(-1, completion[..., None]).squeeze(-1)  # (B, L)
-        keep = completion_mask.bool()
-        return TokenLogProbs(logprobs=taken.masked_fill(~keep, 0.0), mask=keep)
+        return completion_logprobs(
+            self.module, batch, ids, pad_token_id=self.tokenizer.pad_token_id, temperature=temperature
+        )
 
     def _completion_ids(self, completion: str | Sequence[int]) -> list[int]:
         if isinstance(completion, str):
@@ -639,11 +623,6 @@ class JanusUMM:
 
 
 # ---- pure helpers ----
-
-
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T) positions that skip left padding, so a padded prompt is seen exactly as the unpadded one."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 def unconditional_ids(input_ids: torch.Tensor, bos_id: int, boi_id: int, pad_id: int) -> torch.Tensor:

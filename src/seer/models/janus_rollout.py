@@ -53,7 +53,8 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from transformers import DynamicCache, JanusForConditionalGeneration
 
 from seer.errors import SeerError
-from seer.models.janus import position_ids, sample_tokens
+from seer.models.base import position_ids
+from seer.models.janus import sample_tokens
 
 
 @dataclass
