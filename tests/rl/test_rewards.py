@@ -84,6 +84,17 @@ def test_reward_health_all_zero_and_non_finite_are_bad():
         reward_health(np.zeros((3, 2)), [1.0, 1.0], num_generations=2)
 
 
+def test_reward_health_constant_whatever_the_value():
+    def health(totals):  # one reward column of weight 1, groups of G=2
+        return reward_health(np.array(totals, dtype=float).reshape(-1, 1), [1.0], num_generations=2)
+
+    assert health([2, 2, 2, 2]).constant and not health([2, 2, 2, 2]).bad  # every answer scores 2
+    assert health([2, 2, 1, 1]).constant and health([2, 2, 1, 1]).zero_variance_groups == 1.0  # equal within groups
+    assert not health([2, 2, 1, 2]).constant  # one group still tells answers apart
+    assert health([0, 0, 0, 0]).constant and health([0, 0, 0, 0]).bad  # all zero is constant too (and bad)
+    assert not health([math.inf, math.inf]).constant and not health([math.nan, math.nan]).constant  # non-finite
+
+
 def test_reward_tap_records_in_function_order_and_keeps_names():
     tap = RewardTap()
     wrapped = tap.wrap([format_reward, accuracy_reward])
@@ -98,10 +109,10 @@ def test_reward_tap_records_in_function_order_and_keeps_names():
 class Run:
     """Drives a monitor the way the trainer does: score one step's completions, then end the step."""
 
-    def __init__(self, funcs, max_bad_steps, num_generations=2):
+    def __init__(self, funcs, max_bad_steps, num_generations=2, constant_action="warn"):
         self.tap = RewardTap()
         self.funcs = self.tap.wrap(funcs)
-        self.monitor = RewardHealthMonitor(self.tap, [1.0, 1.0], num_generations, max_bad_steps)
+        self.monitor = RewardHealthMonitor(self.tap, [1.0, 1.0], num_generations, max_bad_steps, constant_action)
         self.state, self.control = TrainerState(), TrainerControl()
 
     def step(self, completions, solution="Yes"):
@@ -117,6 +128,7 @@ def _abstain(completions, **kwargs):
 
 BAD = ["nothing", "nothing"]  # totals 0 0
 GOOD = ["<think> a </think> <answer> Yes </answer>", "nothing"]  # totals 2 0
+SOLVED = ["<think> a </think> <answer> Yes </answer>"] * 2  # totals 2 2: constant, not zero
 
 
 def test_monitor_stops_after_n_all_zero_steps_and_not_before():
@@ -151,3 +163,37 @@ def test_monitor_logs_zero_variance_fraction_with_the_step():
     assert logs["health/zero_variance_groups"] == 0.5
     assert logs["health/reward_mean"] == 0.5
     assert run.state.log_history[-1]["health/zero_variance_groups"] == 0.5
+
+
+def test_monitor_warns_on_constant_non_zero_rewards_after_n_steps_and_does_not_stop(capsys):
+    run = Run([format_reward, accuracy_reward], max_bad_steps=3)
+    run.step(SOLVED)
+    run.step(SOLVED)
+    assert run.monitor.constant_steps == 2 and capsys.readouterr().err == ""  # not yet
+    run.step(SOLVED)
+    err = capsys.readouterr().err
+    assert err.startswith("warning: reward health, step 3: every group's rewards were equal (zero variance; mean 2)")
+    assert "for 3 steps in a row (steps 1-3)" in err and err.count("\n") == 1
+    run.step(SOLVED)
+    assert "step 4:" in capsys.readouterr().err  # every further constant step warns
+    assert not run.control.should_training_stop and run.monitor.stop_message is None and run.monitor.bad_steps == 0
+    logs = {"loss": 0.1}
+    run.monitor.on_log(None, run.state, run.control, logs=logs)
+    assert logs["health/constant_reward_steps"] == 4.0 and logs["health/bad_reward_steps"] == 0.0
+    run.step(GOOD)  # a step with variance ends the run of constant ones
+    assert run.monitor.constant_steps == 0 and capsys.readouterr().err == ""
+
+
+def test_monitor_stops_on_constant_rewards_when_configured(capsys):
+    run = Run([format_reward, accuracy_reward], max_bad_steps=3, constant_action="stop")
+    run.step(GOOD)
+    run.step(BAD)  # all zero: constant too (and bad, 1 in a row)
+    run.step(SOLVED)
+    assert not run.control.should_training_stop  # constant steps 2-3: two in a row
+    run.step(SOLVED)
+    assert run.control.should_training_stop and run.monitor.bad_steps == 0
+    message = run.monitor.stop_message
+    assert "every group's rewards were equal (zero variance; mean 2) for 3 steps in a row (steps 2-4)" in message
+    assert "constant_reward_action" in message and capsys.readouterr().err == ""  # the stage prints the message
+    with pytest.raises(ValueError, match="constant_action"):
+        RewardHealthMonitor(RewardTap(), [1.0], 2, 3, constant_action="ignore")

@@ -4,11 +4,13 @@ GRPO learns only from groups whose rewards differ: a group of `num_generations` 
 has zero advantage everywhere. A run whose rewards are all zero (the model never produces a rewarded answer) or not
 finite (a broken reward function; TRL's weighted sum would silently treat NaN as 0) spends its whole budget
 training on nothing, so `RewardHealthMonitor` stops it after `max_bad_steps` such steps in a row, with a message
-that says what was seen, instead of letting it finish as if it had worked.
+that says what was seen, instead of letting it finish as if it had worked. Constant rewards of any value (every
+group without variance, e.g. every answer scores 2.0) teach nothing either, but may also mean the task is solved:
+after as many such steps in a row each one prints a warning, or, with ``constant_action="stop"``, the run stops.
 
     tap = RewardTap()
     reward_funcs = tap.wrap([format_reward, accuracy_reward])           # what GRPOTrainer gets
-    monitor = RewardHealthMonitor(tap, weights=[1.0, 1.0], num_generations=8, max_bad_steps=10)
+    monitor = RewardHealthMonitor(tap, weights=[1.0, 1.0], num_generations=8, max_bad_steps=10, constant_action="warn")
     trainer = GRPOTrainer(..., reward_funcs=reward_funcs, callbacks=[monitor])
     trainer.train()
     if monitor.stop_message: ...                                        # the run was stopped
@@ -24,7 +26,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from accelerate.utils import gather_object
@@ -54,8 +56,14 @@ class RewardHealth:
 
     @property
     def bad(self) -> bool:
-        """A step that trains on nothing."""
+        """A step that trains on nothing and cannot have worked: all-zero or non-finite rewards."""
         return self.all_zero or self.non_finite
+
+    @property
+    def constant(self) -> bool:
+        """Every group's rewards are equal and finite (whatever the value): GRPO gets no signal from the step.
+        Non-finite rewards are `bad` instead."""
+        return self.n > 0 and self.zero_variance_groups == 1.0 and not self.non_finite
 
 
 def reward_health(rewards: np.ndarray, weights: Sequence[float], num_generations: int) -> RewardHealth:
@@ -128,19 +136,31 @@ class RewardTap:
 class RewardHealthMonitor(TrainerCallback):
     """Checks the rewards of every step; stops training after `max_bad_steps` bad steps in a row.
 
-    Logs ``health/zero_variance_groups`` (fraction of groups without reward variance), ``health/reward_mean`` and
-    ``health/bad_reward_steps`` (the current run of bad steps) with the step's metrics.
+    Constant rewards (every group without variance, any value) for `max_bad_steps` steps in a row print a warning
+    line to stderr on every such step, or, with ``constant_action="stop"``, stop training as bad steps do.
+
+    Logs ``health/zero_variance_groups`` (fraction of groups without reward variance), ``health/reward_mean``,
+    ``health/bad_reward_steps`` (the current run of bad steps) and ``health/constant_reward_steps`` (the current run of
+    constant steps) with the step's metrics.
     """
 
-    def __init__(self, tap: RewardTap, weights: Sequence[float], num_generations: int, max_bad_steps: int) -> None:
+    def __init__(
+        self, tap: RewardTap, weights: Sequence[float], num_generations: int, max_bad_steps: int,
+        constant_action: Literal["warn", "stop"] = "warn",
+    ) -> None:  # fmt: skip
         if max_bad_steps < 1:
             raise ValueError(f"max_bad_steps: expected >= 1, got {max_bad_steps}")
+        if constant_action not in ("warn", "stop"):
+            raise ValueError(f"constant_action: expected 'warn' or 'stop', got {constant_action!r}")
         self.tap = tap
         self.weights = list(weights)
         self.num_generations = num_generations
         self.max_bad_steps = max_bad_steps
+        self.constant_action = constant_action
         self.bad_steps = 0  # consecutive
         self.first_bad_step: int | None = None
+        self.constant_steps = 0  # consecutive
+        self.first_constant_step: int | None = None
         self.last: RewardHealth | None = None
         self.stop_message: str | None = None
 
@@ -154,21 +174,35 @@ class RewardHealthMonitor(TrainerCallback):
         if len(rewards) == 0:  # nothing was generated since the last step
             return control
         self.last = reward_health(rewards, self.weights, self.num_generations)
-        if not self.last.bad:
-            self.bad_steps, self.first_bad_step = 0, None
-            return control
-        self.bad_steps += 1
-        if self.first_bad_step is None:
-            self.first_bad_step = state.global_step
+        step = state.global_step
+        self.bad_steps = self.bad_steps + 1 if self.last.bad else 0
+        self.first_bad_step = (self.first_bad_step or step) if self.last.bad else None
+        self.constant_steps = self.constant_steps + 1 if self.last.constant else 0
+        self.first_constant_step = (self.first_constant_step or step) if self.last.constant else None
         if self.bad_steps >= self.max_bad_steps:
             what = "not finite (a reward function returned NaN or inf)" if self.last.non_finite else "all zero"
             self.stop_message = (
                 f"reward health: rewards were {what} for {self.bad_steps} steps in a row "
-                f"(steps {self.first_bad_step}-{state.global_step}), so training stopped: GRPO has nothing to learn "
+                f"(steps {self.first_bad_step}-{step}), so training stopped: GRPO has nothing to learn "
                 f"from. Check that the model answers in the rewarded format (print a few completions) and that the "
                 f"reward functions work; max_bad_reward_steps={self.max_bad_steps} sets the patience."
             )
             control.should_training_stop = True
+        elif self.constant_steps >= self.max_bad_steps:
+            what = (
+                f"every group's rewards were equal (zero variance; mean {self.last.mean:.4g}) for "
+                f"{self.constant_steps} steps in a row (steps {self.first_constant_step}-{step})"
+            )
+            if self.constant_action == "stop":
+                self.stop_message = (
+                    f"reward health: {what}, so training stopped: GRPO has nothing to learn from. The task may be "
+                    "solved or the reward may not tell answers apart (print a few completions); "
+                    f"constant_reward_action: warn only warns; max_bad_reward_steps={self.max_bad_steps} sets the "
+                    "patience."
+                )
+                control.should_training_stop = True
+            elif state.is_world_process_zero:
+                print(f"warning: reward health, step {step}: {what}: GRPO learns nothing", file=sys.stderr)
         return control
 
     def on_log(
@@ -185,6 +219,7 @@ class RewardHealthMonitor(TrainerCallback):
             "health/zero_variance_groups": self.last.zero_variance_groups,
             "health/reward_mean": self.last.mean,
             "health/bad_reward_steps": float(self.bad_steps),
+            "health/constant_reward_steps": float(self.constant_steps),
         }
         logs.update(fields)
         if state.log_history:  # Trainer appended its copy of `logs` before calling the callbacks

@@ -3,6 +3,9 @@
 Both stages train one LoRA adapter of the model's PEFT module with GRPO, one rollout per update, rows read in the
 order the dataset gives them, and KL to the adapter-free base. `args` is the stage's argument dataclass; the keys
 read here have the same names in both (prompts_per_step, num_generations, learning_rate, beta, ...).
+
+A step whose loss or gradient is not finite updates nothing (`seer.train.nonfinite`); ``trainer.nonfinite`` is that
+guard, and its ``stop_message`` says when ``max_nonfinite_steps`` such steps in a row stopped the run.
 """
 
 from __future__ import annotations
@@ -19,13 +22,31 @@ from trl import GRPOConfig, GRPOTrainer
 
 from seer.errors import SeerError
 from seer.models.base import UnifiedModel
+from seer.train.nonfinite import NonFiniteGuard
+
+
+class GuardedGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer that shows each micro-batch's loss to a `NonFiniteGuard` (its callback does the rest).
+
+    ``training_step`` is the override point transformers documents for this; the loss is not passed to callbacks.
+    """
+
+    def __init__(self, *args: Any, nonfinite: NonFiniteGuard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.nonfinite = nonfinite
+
+    def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any) -> torch.Tensor:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.nonfinite.observe_loss(loss)
+        return loss
 
 
 def build_grpo_trainer(
     model: UnifiedModel, args: Any, dataset: Dataset, reward_funcs: Sequence[Any], reward_weights: Sequence[float],
     callbacks: list[TrainerCallback],
-) -> GRPOTrainer:  # fmt: skip
-    """TRL's GRPOTrainer on `model.module` (the active adapter trainable), rewarded by `reward_funcs`."""
+) -> GuardedGRPOTrainer:  # fmt: skip
+    """TRL's GRPOTrainer on `model.module` (the active adapter trainable), rewarded by `reward_funcs`, with the
+    non-finite step guard (``args.max_nonfinite_steps``) as its first callback."""
     world = PartialState().num_processes
     completions_per_step = args.prompts_per_step * args.num_generations
     if completions_per_step % (world * args.gradient_accumulation_steps):
@@ -65,13 +86,17 @@ def build_grpo_trainer(
         bf16=args.bf16,
         gradient_checkpointing=args.gradient_checkpointing,
     )
-    trainer = GRPOTrainer(
+    guard = NonFiniteGuard(args.max_nonfinite_steps)
+    trainer = GuardedGRPOTrainer(
         model=model.module,
         reward_funcs=list(reward_funcs),
         args=config,
         train_dataset=dataset,
         processing_class=model.processor,
-        callbacks=callbacks,
+        # First of ours: its on_log field must be in the logs before a later callback writes metrics.jsonl, and its
+        # on_step_end runs after the Trainer's flow callback, whose save request it cancels on a stop.
+        callbacks=[guard, *callbacks],
+        nonfinite=guard,
     )
     trainer.remove_callback(PrinterCallback)  # it prints every step's metric dict; the stages summarise
     # The KL reference must be the adapter-free base. Given a PeftModel and beta > 0, TRL 1.16 expects a pre-trained

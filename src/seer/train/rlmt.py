@@ -35,7 +35,10 @@ Algorithm (TRL's GRPOTrainer does the optimisation; the choices below are ours o
   starts from the evaluator adapter (``init_from: evaluator``, as the paper initialises from the RLVR model) or from
   a fresh adapter (``base``).
 - Reward health (`rl.health`): zero-variance groups are logged; all-zero or non-finite rewards for
-  ``max_bad_reward_steps`` steps stop the run with a message and exit status 1.
+  ``max_bad_reward_steps`` steps stop the run with a message and exit status 1; constant rewards (every group
+  without variance) for as long warn, or stop with ``constant_reward_action: stop``.
+- Non-finite steps (`train.nonfinite`): a step whose loss or gradient is NaN/inf updates nothing and is logged
+  (``health/nonfinite_steps``); ``max_nonfinite_steps`` in a row stop the run (exit 1), its last checkpoint intact.
 
 Where this departs from plain TRL use (docs/decisions.md): the trainer gets ``beta=0`` and its ``beta`` afterwards
 (as RLVR, so the reference is the adapter-free base); the reward is one callable object that renders and judges
@@ -65,9 +68,8 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainingArguments
 
 from seer.config import config_dict, save_config
-from trl import GRPOTrainer
 from seer.train import run_dir
-from seer.train.grpo import build_grpo_trainer
+from seer.train.grpo import GuardedGRPOTrainer, build_grpo_trainer
 from seer.data.build import generate_sets
 from seer.data.pairs import LiteralRenderer, QuestionTemplates
 from seer.data.vie import VIEItem, load_vie
@@ -86,7 +88,7 @@ STATE_FILE, METRICS_FILE, RESULTS_FILE, CONFIG_FILE = "rlmt.json", "metrics.json
 # Keys that may differ between an interrupted run and its --resume (they do not change what is trained).
 RESUMABLE_CHANGES = ("resume", "overwrite", "output_dir", "device", "judge_batch_size", "image_batch_size",
                      "sample_every", "min_agreement", "max_judge_no_answer", "judge_health_action",
-                     "judge_health_patience")  # fmt: skip
+                     "judge_health_patience", "constant_reward_action", "max_nonfinite_steps")  # fmt: skip
 # The RLVR run's keys the judge needs (its question, exactly as it was trained on it).
 JUDGE_KEYS = ("prompt_question", "instruction_question", "answer_suffix", "system_prompt", "max_completion_length")
 
@@ -182,6 +184,16 @@ class RLMTArgs:
     max_bad_reward_steps: int = field(
         default=10, metadata={"help": "Stop after this many steps in a row of all-zero or non-finite rewards."}
     )
+    constant_reward_action: Literal["warn", "stop"] = field(
+        default="warn",
+        metadata={"help": "After max_bad_reward_steps steps in a row where every group's rewards are equal (any "
+                          "value; GRPO learns nothing): warn each such step, or stop (exit 1)."},
+    )  # fmt: skip
+    max_nonfinite_steps: int = field(
+        default=5,
+        metadata={"help": "A step whose loss or gradient is NaN or infinite is skipped (no update) and logged; this "
+                          "many such steps in a row stop the run (exit 1), its last checkpoint intact."},
+    )  # fmt: skip
     fidelity_samples: int = field(
         default=8, metadata={"help": "Rollouts per step the oracle also judges (judge-oracle agreement); 0: none."}
     )
@@ -219,7 +231,7 @@ class RLMTArgs:
             "max_steps": 1, "prompts_per_step": 1, "gradient_accumulation_steps": 1, "save_steps": 1,
             "max_completion_length": 1, "judge_batch_size": 1, "image_batch_size": 1, "max_bad_reward_steps": 1,
             "num_generations": 2, "max_descriptor_words": 1, "fidelity_samples": 0, "sample_every": 1,
-            "max_train_items": 1, "judge_max_new_tokens": 1, "judge_health_patience": 1,
+            "max_train_items": 1, "judge_max_new_tokens": 1, "judge_health_patience": 1, "max_nonfinite_steps": 1,
         }  # fmt: skip
         for name, low in at_least.items():
             value = getattr(self, name)
@@ -570,13 +582,13 @@ class ProgressCallback(run_dir.StageProgress):
 
 
 def build_trainer(model: UnifiedModel, args: RLMTArgs, dataset: Dataset, reward: Any,
-                  callbacks: list[TrainerCallback]) -> GRPOTrainer:  # fmt: skip
+                  callbacks: list[TrainerCallback]) -> GuardedGRPOTrainer:  # fmt: skip
     """TRL's GRPOTrainer on the model's PEFT module, with the reprompter adapter active and trainable."""
     return build_grpo_trainer(model, args, dataset, [reward], [1.0], callbacks)
 
 
 def main(args: RLMTArgs) -> int:
-    """Run `seer rlmt`; 0 on success, 1 when reward health stopped the run."""
+    """Run `seer rlmt`; 0 on success, 1 when reward or judge health or non-finite steps stopped the run."""
     transformers.logging.set_verbosity_error()
     judge_run = read_evaluator_run(args.evaluator)
     resolve_model_keys(args, judge_run)  # before the resume check: config.yaml holds the resolved keys
@@ -613,7 +625,8 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
 
     reward = PYesReward(generator, judge, {item.id: item for item in items}, judge_run.templates, args)
     tap = RewardTap()
-    health = RewardHealthMonitor(tap, [1.0], args.num_generations, args.max_bad_reward_steps)
+    health = RewardHealthMonitor(tap, [1.0], args.num_generations, args.max_bad_reward_steps,
+                                 constant_action=args.constant_reward_action)  # fmt: skip
     judge_health = JudgeHealthMonitor(args.min_agreement, args.max_judge_no_answer,
                                       stop=args.judge_health_action == "stop", patience=args.judge_health_patience)
     callbacks: list[TrainerCallback] = [
@@ -631,7 +644,7 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
     train_seconds = time.perf_counter() - train_start
     steps_run = trainer.state.global_step - (int(resume_from.name.removeprefix("checkpoint-")) if resume_from else 0)
 
-    stop_message = health.stop_message or judge_health.stop_message
+    stop_message = health.stop_message or judge_health.stop_message or trainer.nonfinite.stop_message
     results: dict[str, Any] = {
         "status": "stopped" if stop_message else "completed",
         "steps": trainer.state.global_step,

@@ -26,7 +26,10 @@ Algorithm (TRL's GRPOTrainer does the optimisation; the choices below are ours o
 - Curriculum (`data.curriculum`): stage-1 prompt pairs, then stage-2 instruction pairs after
   ``curriculum_switch_step`` steps or once held-out stage-1 accuracy reaches ``curriculum_threshold``.
 - Reward health (`rl.health`): zero-variance groups are logged; all-zero or non-finite rewards for
-  ``max_bad_reward_steps`` steps stop the run with a message and exit status 1.
+  ``max_bad_reward_steps`` steps stop the run with a message and exit status 1; constant rewards (every group
+  without variance) for as long warn, or stop with ``constant_reward_action: stop``.
+- Non-finite steps (`train.nonfinite`): a step whose loss or gradient is NaN/inf updates nothing and is logged
+  (``health/nonfinite_steps``); ``max_nonfinite_steps`` in a row stop the run (exit 1), its last checkpoint intact.
 
 Where this departs from plain TRL use (see docs/decisions.md): the trainer is built with ``beta=0`` and its ``beta``
 set afterwards, because TRL 1.16 assumes a PeftModel it is given holds a pre-trained adapter named "default" to copy
@@ -52,9 +55,8 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from seer.config import config_dict, save_config
-from trl import GRPOTrainer
 from seer.train import run_dir
-from seer.train.grpo import build_grpo_trainer
+from seer.train.grpo import GuardedGRPOTrainer, build_grpo_trainer
 from seer.data.build import generate_sets
 from seer.data.curriculum import (
     INSTRUCTION_STAGE,
@@ -99,8 +101,10 @@ INSTRUCTION_QUESTION = (
 )
 CURRICULUM_FILE, METRICS_FILE, RESULTS_FILE = "curriculum.json", "metrics.jsonl", "results.json"
 # Keys that may differ between an interrupted run and its --resume (they do not change what is trained; a run
-# directory may be moved).
-RESUMABLE_CHANGES = ("resume", "overwrite", "output_dir", "device", "pair_batch_size", "eval_batch_size")
+# directory may be moved; the health watchers' keys only say when to stop, and a run from before they existed lacks
+# them).
+RESUMABLE_CHANGES = ("resume", "overwrite", "output_dir", "device", "pair_batch_size", "eval_batch_size",
+                     "constant_reward_action", "max_nonfinite_steps")  # fmt: skip
 
 
 @dataclass
@@ -208,6 +212,16 @@ class RLVRArgs:
     max_bad_reward_steps: int = field(
         default=10, metadata={"help": "Stop after this many steps in a row of all-zero or non-finite rewards."}
     )
+    constant_reward_action: Literal["warn", "stop"] = field(
+        default="warn",
+        metadata={"help": "After max_bad_reward_steps steps in a row where every group's rewards are equal (any "
+                          "value; GRPO learns nothing): warn each such step, or stop (exit 1)."},
+    )  # fmt: skip
+    max_nonfinite_steps: int = field(
+        default=5,
+        metadata={"help": "A step whose loss or gradient is NaN or infinite is skipped (no update) and logged; this "
+                          "many such steps in a row stop the run (exit 1), its last checkpoint intact."},
+    )  # fmt: skip
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory (large models)."})
     # Run
     output_dir: str = field(default="runs/rlvr", metadata={"help": "Where checkpoints, the adapter and logs go."})
@@ -231,7 +245,7 @@ class RLVRArgs:
         at_least = {
             "max_steps": 1, "prompts_per_step": 1, "gradient_accumulation_steps": 1, "save_steps": 1,
             "max_completion_length": 1, "pair_batch_size": 1, "eval_batch_size": 1, "max_bad_reward_steps": 1,
-            "num_generations": 2, "heldout_items": 0, "max_train_items": 1,
+            "max_nonfinite_steps": 1, "num_generations": 2, "heldout_items": 0, "max_train_items": 1,
         }  # fmt: skip
         for name, low in at_least.items():
             value = getattr(self, name)
@@ -493,13 +507,13 @@ class ProgressCallback(run_dir.StageProgress):
 
 def build_trainer(
     model: JanusUMM, args: RLVRArgs, dataset: Dataset, reward_funcs: Sequence[Any], callbacks: list[TrainerCallback]
-) -> GRPOTrainer:
+) -> GuardedGRPOTrainer:
     """TRL's GRPOTrainer on the model's PEFT module, with the evaluator adapter active and trainable."""
     return build_grpo_trainer(model, args, dataset, reward_funcs, args.reward_weights, callbacks)
 
 
 def main(args: RLVRArgs) -> int:
-    """Run `seer rlvr`; 0 on success, 1 when reward health stopped the run."""
+    """Run `seer rlvr`; 0 on success, 1 when reward health or non-finite steps stopped the run."""
     transformers.logging.set_verbosity_error()  # per-call generation warnings would bury the progress output
     resume_from = prepare_output_dir(args)  # before loading anything: a refused output_dir fails fast
     if args.train_file is not None:
@@ -554,7 +568,8 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
         )
 
     tap = RewardTap()
-    health = RewardHealthMonitor(tap, args.reward_weights, args.num_generations, args.max_bad_reward_steps)
+    health = RewardHealthMonitor(tap, args.reward_weights, args.num_generations, args.max_bad_reward_steps,
+                                 constant_action=args.constant_reward_action)  # fmt: skip
     callbacks: list[TrainerCallback] = [
         health,
         CurriculumCallback(data, rule, measure),
@@ -567,18 +582,19 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     train_seconds = time.perf_counter() - train_start
 
+    stop_message = health.stop_message or trainer.nonfinite.stop_message
     results: dict[str, Any] = {
-        "status": "stopped" if health.stop_message else "completed",
+        "status": "stopped" if stop_message else "completed",
         "steps": trainer.state.global_step,
         "pairs": {"train": train_pairs.summary, "heldout": heldout_pairs.summary if heldout_pairs else None},
         "curriculum": data.state.to_dict(),
         "seconds": {"pairs": round(pairs_seconds, 1), "training": round(train_seconds, 1)},
     }
     main_process = trainer.is_world_process_zero()
-    if health.stop_message:
+    if stop_message:
         if main_process:
-            run_dir.write_json_atomic(out / RESULTS_FILE, {**results, "message": health.stop_message})
-        print(health.stop_message, file=sys.stderr)
+            run_dir.write_json_atomic(out / RESULTS_FILE, {**results, "message": stop_message})
+        print(stop_message, file=sys.stderr)
         return 1
     if heldout_pairs is not None:
         results["heldout_accuracy"] = measure()[0]
