@@ -5,14 +5,17 @@ Numerical parity with the reference implementation is checked by benchmarks/harm
 code, which is not in CI); these tests check hand-derived invariants instead.
 """
 
+import dataclasses
+
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
+from trl.trainer.utils import pad
 
 from seer.errors import SeerError
 from seer.models import backend_class, load_backend
-from seer.models.adapters import EVALUATOR, LoraSettings
+from seer.models.adapters import EVALUATOR, LoraSettings, adapter_parameters
 from seer.models.harmon import (
     SHAPES,
     HarmonForConditionalGeneration,
@@ -132,6 +135,55 @@ def test_left_padding_does_not_change_a_prompt(umm):
     alone = umm.token_logprobs(["what ?"], ["a red circle"], [img]).logprobs
     padded = umm.token_logprobs(["what ?", "what is the color of the first image ?"], ["a red circle"] * 2, [img, img])
     torch.testing.assert_close(padded.logprobs[:1], alone, atol=1e-5, rtol=1e-5)
+
+
+def trl_grpo_backward(umm, prompts, completion_length=8):
+    """The backward of a GRPO step as TRL 1.16's GRPOTrainer runs it, on random completions; returns (the prompt ids
+    TRL read, the completion log-probs). TRL tokenizes the prompts through the processor's chat template with
+    ``return_tensors=None`` (as seer.train.grpo configures it), expects one unpadded list per prompt, left-pads them
+    itself (the attention mask is 0 only on its own padding) and calls the model with ``input_ids`` and
+    ``attention_mask`` alone."""
+    conversations = [[{"role": "user", "content": p}] for p in prompts]
+    ids = umm.processor.apply_chat_template(conversation=conversations, add_generation_prompt=True, tokenize=True,
+                                            return_dict=True, return_tensors=None)["input_ids"]  # fmt: skip
+    prompt_ids = pad([torch.tensor(i) for i in ids], padding_value=umm.tokenizer.pad_token_id, padding_side="left")
+    prompt_mask = pad([torch.ones(len(i), dtype=torch.long) for i in ids], padding_value=0, padding_side="left")
+    gen = torch.Generator().manual_seed(0)
+    completion = torch.randint(10, umm.harmon.config.text_config.vocab_size, (len(prompts), completion_length),
+                               generator=gen)  # fmt: skip
+    input_ids = torch.cat([prompt_ids, completion], dim=1)
+    mask = torch.cat([prompt_mask, torch.ones_like(completion)], dim=1)
+    logits = umm.module(input_ids=input_ids, attention_mask=mask, logits_to_keep=completion_length + 1).logits
+    logps = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, completion[..., None]).squeeze(-1)
+    logps.sum().backward()
+    return ids, logps
+
+
+def test_trl_reads_unpadded_prompts_and_left_padding_keeps_gradients_finite():
+    # bf16 at 28 layers (Harmon-1.5B's depth; 256 wide): when the processor padded TRL's prompt lists itself, TRL
+    # took the pad tokens for prompt tokens. A pad token's embedding is zero (random weights), so its hidden state
+    # stays zero through every layer; the gradient reaching it grows ~1000x per RMSNorm at zero, overflows, and
+    # 0 x inf made the LoRA gradients NaN (the GPU RLMT step's grad_norm nan); harmon-tiny's 2 layers stay finite.
+    tiny = SHAPES["harmon-tiny"]
+    text = {**tiny.text, "num_hidden_layers": 28, "hidden_size": 256, "intermediate_size": 512}
+    umm = HarmonUMM.from_shape(dataclasses.replace(tiny, text=text), seed=0, dtype=torch.bfloat16)
+    umm.add_adapter(EVALUATOR, LoraSettings(r=16, alpha=32))
+    with torch.no_grad():  # a non-zero lora_B, as the reprompter copied from a trained evaluator has
+        gen = torch.Generator().manual_seed(0)
+        for p in adapter_parameters(umm.module, EVALUATOR).values():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
+    umm.activate_adapter(EVALUATOR, trainable=True)
+    umm.module.train()
+    prompts = ["a red circle", "a small blue square at the center of the image and a large green triangle"]
+    ids, logps = trl_grpo_backward(umm, prompts)
+    assert ids == [umm.tokenizer(umm.format_prompt(p))["input_ids"] for p in prompts]  # unpadded, as TRL expects
+    assert len(ids[0]) < len(ids[1]) and bool(torch.isfinite(logps).all())
+    grads = [p.grad for p in umm.module.parameters() if p.requires_grad]
+    assert grads and all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
+    assert any(bool(g.any()) for g in grads)
+    # tensors (the backend's own batches) are still left-padded
+    batch = umm.processor(text=[umm.format_prompt(p) for p in prompts], return_tensors="pt")
+    assert batch["input_ids"].shape == (2, len(ids[1])) and batch["attention_mask"][0].tolist()[0] == 0
 
 
 def test_generate_text_is_seeded(umm):

@@ -544,15 +544,21 @@ class HarmonProcessor(ProcessorMixin):
         self,
         text: str | Sequence[str] | None = None,
         images: Any = None,
-        padding: bool | str = True,
+        padding: bool | str | None = None,
         return_tensors: str | None = None,
         add_special_tokens: bool = True,
         **kwargs: Any,
     ) -> BatchFeature:
-        """Left-padded ``input_ids``/``attention_mask`` with image placeholders expanded, and ``pixel_values``.
+        """``input_ids``/``attention_mask`` with image placeholders expanded, and ``pixel_values``.
 
-        Other tokenizer/processor keyword arguments (TRL passes a few) have no effect here.
+        ``padding`` None (the default) left-pads only when tensors are asked for (``return_tensors``); lists stay
+        ragged, one unpadded list per prompt, as TRL's GRPOTrainer reads them: it pads prompts itself and marks only
+        its own padding in the attention mask, so a padded list would show the pad tokens to the model as prompt
+        tokens (and, with random weights, make the gradient NaN: a pad token's embedding is zero). Other
+        tokenizer/processor keyword arguments (TRL passes a few) have no effect here.
         """
+        if padding is None:
+            padding = return_tensors is not None
         if text is None:
             raise SeerError("text: expected one prompt or a list of prompts")
         texts = [text] if isinstance(text, str) else list(text)
