@@ -43,7 +43,7 @@ from seer.eval.base import (
 )
 from seer.eval.command import EvalArgs, image_grid, load_vie_items, run_base_suite, write_outputs
 from seer.models.base import ImageGeneration, TextGeneration
-from seer.worlds.shapeworld.concepts import LEXICON
+from seer.worlds.shapeworld.concepts import LEXICON, scene_has_concept
 from seer.worlds.shapeworld.corpus import CAPTION_QUESTIONS, Example, _knowledge_turn, corpus_words
 from seer.worlds.shapeworld.grammar import describe, parse, try_parse
 from seer.worlds.shapeworld.oracle import parse_image
@@ -70,6 +70,13 @@ def tokenizer_spacing(text: str) -> str:
 
 def yes_no_truth(question, scenes):
     """The true answer to a corpus yes/no question about `scenes`, read from the question by hand."""
+    question = re.sub(r"^does the ((?:first |second )?image) match the prompt \? prompt : (.+)$", r"does the \1 show \2 ?",
+                      question)  # fmt: skip
+    for concept in LEXICON:  # "does the first image look icy ?", "in the second image , are the shapes ... ?"
+        for place, scene in zip(("first", "second"), scenes):
+            spaced = concept.scene_question.replace("?", " ?")
+            if question in (spaced.replace("this scene", f"the {place} image"), f"in the {place} image , {spaced}"):
+                return "Yes" if scene_has_concept(scene, concept) else "No"
     if m := re.fullmatch(r"does the (first|second) image show (.+) \?", question):
         truth = parse(m[2]) == scenes[("first", "second").index(m[1])]
     elif m := re.fullmatch(r"does the image show (.+) \?", question):

@@ -6,20 +6,22 @@ The tasks, each a generator of `Example`s:
 
 - ``t2i``: literal prompt -> image (objects sometimes listed out of cell order: reprompts may do that).
 - ``caption``: image -> its literal prompt.
-- ``vqa``: single-image yes/no questions ("is there a red circle?", "does the image show <prompt>?"),
-  answered in the SEER format ``<think> the image shows ... . asked : a red circle No </think> <answer> No
-  </answer>``: the instruction-tuned habits (a format, reasoning before answering) a paper-scale base model
-  already has. The think block ends with a checklist of what was asked, one part at a time (each object, the
-  background, the number of shapes), each marked Yes/No against the description just written; the verdict is
-  Yes when every mark is. Each mark is one lookup the tiny model learns; a single verdict over the whole
-  comparison it did not (run 4 answered "is the background red ?" at chance while describing the background
-  right; restating the question without marks reached 0.85 on yes/no questions, run 6).
+- ``vqa``: single-image yes/no questions ("is there a red circle?", "does the image show <prompt>?", "does the
+  image match the prompt ? prompt : <prompt>"), answered in the SEER format ``<think> the image shows ... .
+  asked : a red circle No </think> <answer> No </answer>``: the instruction-tuned habits (a format, reasoning
+  before answering) a paper-scale base model already has. The think block ends with a checklist of what was
+  asked, one part at a time (each object anchored on its cell: "<asked object> : <what that cell holds>", the
+  background, the number of shapes), each marked Yes/No; the verdict is Yes when every mark is. Each mark is one
+  lookup the tiny model learns; a single verdict over the whole comparison it did not (run 4 answered "is the
+  background red ?" at chance while describing the background right; restating the question without marks
+  reached 0.85 on yes/no questions, run 6; marks without the cell anchor 0.92, run 7).
 - ``knowledge``: text questions about concepts, answered with the definition in the think block
   ("<think> icy means white , cyan and blue </think> ..."), so a policy can reuse it in its own reasoning.
 - ``concept_vqa``: "does this scene look icy?" answered by recalling the fact, then using it on the image.
 - ``two_images``: two images in one context, a question about the first or the second ("describe the second
-  image .", "does the first image show <prompt> ?"): addressing an image by its place, which the evaluator's
-  pairwise questions build on. Each question is about one image; none compares them.
+  image .", "does the first image show <prompt> ?", "does the first image look icy ?"): addressing an image by
+  its place, which the evaluator's pairwise questions build on. Each question is about one image; none compares
+  them.
 - ``rewrite``: "rewrite the prompt : <literal>" -> a paraphrase (objects reordered) in the answer format;
   some rewrites change one attribute at random, which keeps sampling entropy for RL to explore, and some
   think blocks recall a concept the scene happens to show ("recall, then use" without any instruction).
@@ -54,6 +56,9 @@ TEXT_TASKS = ("knowledge", "rewrite")  # packed into multi-turn documents
 CAPTION_QUESTIONS = ("describe the image .", "what does this image show ?", "write the prompt of this image .")
 REWRITE_QUESTION = "rewrite the prompt : {prompt}"
 MAX_DOC_TURNS = 3
+# "Does the image show / match <prompt>?": the single-image alignment question an instruction-tuned base model
+# answers. The second wording quotes the prompt after "prompt :", as SEER's questions do; neither compares images.
+PROMPT_QUESTIONS = ("does the {image} show {prompt} ?", "does the {image} match the prompt ? prompt : {prompt}")
 REWRITE_EDIT_RATE = 0.2  # rewrites that change one attribute (sampling entropy for RL)
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
 
@@ -126,9 +131,23 @@ def _checklist(checks: list[tuple[str, bool]]) -> str:
     return "asked : " + " , ".join(f"{part} {'Yes' if ok else 'No'}" for part, ok in checks)
 
 
+def _in_cell(scene: Scene, pos: str) -> str:
+    """What the scene has in cell `pos`: "a large red circle" (the object without its place) or "nothing"."""
+    obj = next((o for o in scene.objects if o.pos == pos), None)
+    return "nothing" if obj is None else f"a {obj.size} {obj.color} {obj.shape}"
+
+
+def _object_check(asked: Obj, scene: Scene) -> tuple[str, bool]:
+    """The check of one asked object, anchored on its cell: "a large pink cross at the left : a large pink bar"
+    (No). The tiny model first copies what that cell holds, then compares two short phrases side by side; marking
+    the whole object against the whole description it confused objects one attribute apart (run 7 marked 20% of
+    its own correct descriptions wrongly on stage-1 pairs)."""
+    return f"{describe_object(asked)} : {_in_cell(scene, asked.pos)}", asked in scene.objects
+
+
 def _scene_checks(asked: list[Obj], background: str, scene: Scene) -> list[tuple[str, bool]]:
     """The checks of "does the image show <prompt> ?": each object, the background and the number of shapes."""
-    checks = [(describe_object(o), o in scene.objects) for o in asked]
+    checks = [_object_check(o, scene) for o in asked]
     checks.append((f"a {background} background", background == scene.background))
     checks.append((_shape_count(len(asked)), len(asked) == len(scene.objects)))
     return checks
@@ -151,11 +170,13 @@ def _vqa(rng: random.Random) -> Example:
     elif kind == "place":
         pos = obj.pos if yes else rng.choice([p for p in POSITIONS if p != obj.pos])
         found = any(o.shape == obj.shape and o.pos == pos for o in scene.objects)
-        question, checks = f"is there a {obj.shape} at the {pos} ?", [(f"a {obj.shape} at the {pos}", found)]
+        asked = f"a {obj.shape} at the {pos} : {_in_cell(scene, pos)}"
+        question, checks = f"is there a {obj.shape} at the {pos} ?", [(asked, found)]
     else:
         shown = scene if yes else perturb_scene(scene, rng)
         text, objects = _prompt_text(shown, rng)
-        question, checks = f"does the image show {text} ?", _scene_checks(objects, shown.background, scene)
+        question = rng.choice(PROMPT_QUESTIONS).format(image="image", prompt=text)
+        checks = _scene_checks(objects, shown.background, scene)
     think = f"{_shows(scene)} . {_checklist(checks)}"
     verdict = "Yes" if all(ok for _, ok in checks) else "No"
     return Example("vqa", question, format_answer(think, verdict), (scene,))
@@ -165,16 +186,21 @@ def _two_images(rng: random.Random) -> Example:
     scenes = (_scene(rng), _scene(rng))
     which = rng.randrange(2)
     place, scene = ("first", "second")[which], scenes[which]
-    if rng.random() < 0.4:
+    kind = rng.choices(("describe", "prompt", "concept"), weights=(0.25, 0.5, 0.25))[0]
+    if kind == "describe":
         return Example("two_images", f"describe the {place} image .", describe(scene), scenes)
-    # Half the "No" questions show the other image's prompt: answering them needs the right image, not either one.
+    if kind == "concept":
+        return _concept_question(scenes, which, rng)
+    # A third of the "No" questions show the other image's prompt (answering needs the right image, not either
+    # one); the rest change one attribute, the hard case of the evaluator's stage-1 pairs.
     yes = rng.random() < 0.5
-    shown = scene if yes else (scenes[1 - which] if rng.random() < 0.5 else perturb_scene(scene, rng))
+    shown = scene if yes else (scenes[1 - which] if rng.random() < 1 / 3 else perturb_scene(scene, rng))
     text, objects = _prompt_text(shown, rng)
     checks = _scene_checks(objects, shown.background, scene)
     think = f"the {place} image shows {describe(scene)} . {_checklist(checks)}"
     verdict = "Yes" if all(ok for _, ok in checks) else "No"
-    return Example("two_images", f"does the {place} image show {text} ?", format_answer(think, verdict), scenes)
+    question = rng.choice(PROMPT_QUESTIONS).format(image=f"{place} image", prompt=text)
+    return Example("two_images", question, format_answer(think, verdict), scenes)
 
 
 def _knowledge_turn(concept: Concept, rng: random.Random) -> tuple[str, str]:
@@ -192,15 +218,37 @@ def _positive_scene(concept: Concept, rng: random.Random) -> Scene:
             return scene
 
 
+def _concept_scene(concept: Concept, rng: random.Random) -> Scene:
+    """Half the time a scene that shows `concept`, else a random one (which rarely does)."""
+    return _positive_scene(concept, rng) if rng.random() < 0.5 else _scene(rng)
+
+
 def _concept_vqa(rng: random.Random) -> Example:
     concept = rng.choice(LEXICON)
-    if rng.random() < 0.5:
-        scene = _positive_scene(concept, rng)
-    else:
-        scene = _scene(rng)
+    scene = _concept_scene(concept, rng)
     answer = "Yes" if scene_has_concept(scene, concept) else "No"
     think = f"{concept.definition} . {_shows(scene)}"
     return Example("concept_vqa", concept.scene_question, format_answer(think, answer), (scene,))
+
+
+def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Random) -> Example:
+    """ "does the first image look icy ?" about one of two images, the frame of the evaluator's instruction
+    questions (with no instruction and no comparison). The think describes the image first, then recalls the
+    concept: the evaluator's thinks also start "the first image shows ...", so after that opening a concept is one
+    token away ("icy means ...") instead of out of reach (run 8, which recalled first, judged instruction pairs
+    with prompt checklists only and never sampled a recall)."""
+    concept = rng.choice(LEXICON)
+    place = ("first", "second")[which]
+    scene = _concept_scene(concept, rng)
+    scenes = (scene, scenes[1]) if which == 0 else (scenes[0], scene)
+    answer = "Yes" if scene_has_concept(scene, concept) else "No"
+    think = f"the {place} image shows {describe(scene)} . {concept.definition}"
+    question = concept.scene_question.replace("?", " ?")
+    if "this scene" in question:
+        question = question.replace("this scene", f"the {place} image")
+    else:  # "are the shapes lined up in a row ?"
+        question = f"in the {place} image , {question}"
+    return Example("two_images", question, format_answer(think, answer), scenes)
 
 
 def _rewrite_turn(rng: random.Random) -> tuple[str, str]:
@@ -269,7 +317,7 @@ def corpus_words() -> list[str]:
         "compare how well each image matches the instruction . prompt instruction : ; "
         "the image shows has shapes shape looks on a background rewrite describe what this write of is there "
         "then after that also i would like want could let version hues here everything "
-        "zero one two three four five six seven eight nine first second asked shapes shape"
+        "zero one two three four five six seven eight nine first second asked shapes shape nothing"
     )
     words = set(vocabulary()) | set(seer_prompts.split()) | set(FORMAT_WORDS)
     for text in CAPTION_QUESTIONS + (REWRITE_QUESTION.format(prompt=""),):
