@@ -57,3 +57,20 @@ def test_load_backend_from_a_directory(tmp_path):
 def test_unknown_backend_is_a_seer_error():
     with pytest.raises(SeerError, match="backend 'chameleon': expected one of \\['harmon', 'janus'\\]"):
         load_backend("chameleon")
+
+
+def test_plain_cuda_is_each_processes_own_gpu_under_accelerate(monkeypatch):
+    """`load_umm(..., device="cuda")` in DDP: rank r loads onto cuda:r, not all ranks onto GPU 0."""
+    import accelerate
+
+    from seer.models import process_device
+
+    class State:
+        def __init__(self, num_processes, local_process_index):
+            self.num_processes, self.local_process_index = num_processes, local_process_index
+
+    monkeypatch.setattr(accelerate, "PartialState", lambda: State(2, 1))
+    assert process_device("cuda") == "cuda:1"
+    assert process_device("cuda:0") == "cuda:0" and process_device("cpu") == "cpu"  # explicit devices are kept
+    monkeypatch.setattr(accelerate, "PartialState", lambda: State(1, 0))
+    assert process_device("cuda") == "cuda"

@@ -105,3 +105,30 @@ def test_loading_into_a_different_model_names_the_tensor(tmp_path):
     other = torch.nn.Sequential(torch.nn.Linear(4, 8))
     with pytest.raises(SeerError, match=r"model.safetensors: (missing|unexpected) tensor"):
         ckpt.load_checkpoint(path, model=other)
+
+
+def test_resume_drops_what_a_killed_pretrain_logged_after_its_checkpoint(tmp_path):
+    """Records after the checkpoint go; at the checkpoint's step a stage's final evaluation (logged after its last
+    checkpoint, and run again by --resume) goes too, but an in-stage evaluation (logged before it) and the step's
+    own training record stay."""
+    from seer.train.pretrain import RunLog
+
+    records = [
+        {"stage": "vq", "step": 10, "stage_step": 10, "loss": 1.0, "lr": 0.1},
+        {"stage": "vq", "step": 10, "stage_step": 10, "eval/vq_exact": 0.5},  # in-stage evaluation, then checkpoint
+        {"stage": "vq", "step": 20, "stage_step": 20, "loss": 0.5, "lr": 0.1},
+        {"stage": "vq", "step": 20, "stage_step": 20, "eval/vq_exact": 0.9},  # the stage's final evaluation
+        {"stage": "lm", "step": 21, "stage_step": 1, "loss": 3.0, "lr": 0.01},
+    ]
+
+    def logged(step, stage_finished):
+        log = RunLog(tmp_path / "metrics.jsonl", enabled=True)
+        log.path.unlink(missing_ok=True)
+        for record in records:
+            log.write(record)
+        log.truncate_after(step, stage_finished=stage_finished)
+        return [json.loads(line) for line in log.path.read_text().splitlines()]
+
+    assert logged(10, stage_finished=False) == records[:2]
+    assert logged(20, stage_finished=True) == records[:3]
+    assert logged(20, stage_finished=False) == records[:4]

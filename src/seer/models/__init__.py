@@ -72,9 +72,10 @@ def load_umm(
         model_shape: a random-weight shape of the backend (e.g. ``shapeworld-tiny``, ``janus-pro-1b``,
             ``harmon-tiny``, ``harmon-1.5b``), whose tokenizer is a word-level one over ShapeWorld's words.
         dtype: weight dtype of a checkpoint or shape (the embedded model keeps its own, float32).
-        device: where the weights go.
+        device: where the weights go; plain ``cuda`` under ``accelerate launch`` is this process's GPU.
         shape_seed: the seed of a random-weight shape's weights.
     """
+    device = process_device(device)
     cls = backend_class(backend)
     torch_dtype = getattr(torch, dtype)
     if model is not None and model_shape is not None:
@@ -92,6 +93,17 @@ def load_umm(
 
         return load_embedded_model(device), directory_identity(EMBEDDED_MODEL_DIR)
     return cls.from_pretrained(model, dtype=torch_dtype, device=device), directory_identity(Path(model))
+
+
+def process_device(device: str) -> str:
+    """`device`, with plain ``cuda`` made this process's GPU when several processes train (each DDP rank its own
+    card; ``cuda`` alone is GPU 0 for all of them until the Trainer moves the model, after the pairs were drawn)."""
+    if device != "cuda":
+        return device
+    from accelerate import PartialState
+
+    state = PartialState()
+    return f"cuda:{state.local_process_index}" if state.num_processes > 1 else device
 
 
 def directory_identity(directory: Path) -> str:

@@ -422,11 +422,19 @@ class RunLog:
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
-    def truncate_after(self, step: int) -> None:
-        """Drop records of steps after `step` (what a killed run logged past its last checkpoint)."""
+    def truncate_after(self, step: int, stage_finished: bool = False) -> None:
+        """Drop records of steps after `step` (what a killed run logged past its last checkpoint). With
+        `stage_finished` (the checkpoint is its stage's last), also drop the evaluation at `step`: a stage's final
+        evaluation is logged after its last checkpoint, and --resume runs it again."""
+
+        def kept_record(record: dict[str, Any]) -> bool:
+            at = record.get("step", 0)
+            evaluation = "lr" not in record and "stopped_early" not in record  # neither a step's nor a stop's record
+            return at < step or (at == step and not (stage_finished and evaluation))
+
         if self.enabled and self.path.is_file():
             lines = self.path.read_text(encoding="utf-8").splitlines()
-            kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+            kept = [line for line in lines if line.strip() and kept_record(json.loads(line))]
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
             os.replace(tmp, self.path)
@@ -629,7 +637,8 @@ def _main(args: PretrainArgs) -> int:
         )
         if changed:  # allowed (e.g. more steps), but the run is then not the one the checkpoint started
             accelerator.print(f"warning: resuming with changed training settings: {', '.join(changed)}")
-        log.truncate_after(resumed["step"])
+        stage_steps = args.vq_steps if resumed["stage"] == "vq" else args.lm_steps
+        log.truncate_after(resumed["step"], stage_finished=resumed.get("stage_step") == stage_steps)
 
     umm = JanusUMM.from_shape(args.model_shape, seed=args.seed, words=corpus_words())
     umm.janus.to(accelerator.device)
