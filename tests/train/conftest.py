@@ -1,11 +1,10 @@
 """Set-up shared by the GRPO-stage tests that need a model whose training moves (non-finite steps, SIGKILL) and,
-for RLMT, an RLVR run to read the judge from (`write_rlvr_run`, test_rlmt.py's `fake_rlvr_run`).
+for RLMT, an RLVR run to read the judge from (`write_rlvr_run`, also named `fake_rlvr_run`).
 
 `formatted_weights`: the small Janus of tests/conftest.py after ~4 s of fitting both SEER roles' answer formats:
 reprompt questions answered with one of three literal prompts, two-image instruction questions with a random
 Yes/No. Its answers reach ``<answer>``, so GRPO groups differ in reward and training moves the adapter (random
-weights earn no reward: nothing would move, and a test that compares weights would prove nothing). The recipe is
-test_rlmt.py's `format_weights`.
+weights earn no reward: nothing would move, and a test that compares weights would prove nothing).
 """
 
 import random
@@ -80,3 +79,9 @@ def write_rlvr_run():
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def fake_rlvr_run(write_rlvr_run):
+    """test_rlmt.py's name for `write_rlvr_run`."""
+    return write_rlvr_run

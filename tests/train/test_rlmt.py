@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from seer.config import parse, save_config
 from seer.data.build import generate_sets
@@ -39,7 +39,6 @@ from seer.train.rlmt import (
 )
 from seer.train.rlvr import INSTRUCTION_QUESTION, RLVRArgs
 from seer.worlds.shapeworld.grammar import describe
-from seer.worlds.shapeworld.render import render
 from seer.worlds.shapeworld.scene import random_scene
 
 RECIPES = __import__("pathlib").Path(__file__).resolve().parents[2] / "recipes" / "rlmt"
@@ -150,19 +149,7 @@ def test_rows_are_in_step_order_and_each_pass_is_a_permutation():
 # ---- the RLVR run it reads ----
 
 
-def fake_rlvr_run(path, model, **keys):
-    """An RLVR run directory: its config.yaml and an evaluator adapter with non-zero (random) weights."""
-    save_config(path, RLVRArgs(output_dir=str(path), max_completion_length=10, **keys))
-    model.add_adapter(EVALUATOR)
-    model.save_adapter(EVALUATOR, path / EVALUATOR)
-    weights = load_file(path / EVALUATOR / "adapter_model.safetensors")
-    gen = torch.Generator().manual_seed(0)
-    save_file({k: torch.randn(t.shape, generator=gen) * 0.01 for k, t in weights.items()},
-              str(path / EVALUATOR / "adapter_model.safetensors"))  # fmt: skip
-    return path
-
-
-def test_read_evaluator_run_and_its_errors(tmp_path, small_janus):
+def test_read_evaluator_run_and_its_errors(tmp_path, small_janus, fake_rlvr_run):
     run_dir = fake_rlvr_run(tmp_path / "rlvr", small_janus(), model_shape="tiny-test")
     judge = read_evaluator_run(run_dir)
     assert judge.templates == RLVRArgs().templates() and judge.max_new_tokens == 10
@@ -196,40 +183,10 @@ def test_read_evaluator_run_and_its_errors(tmp_path, small_janus):
 # ---- end to end on a small Janus ----
 
 
-@pytest.fixture(scope="module")
-def format_weights(small_janus):
-    """Weights of the small Janus after ~4 s of fitting both roles' answer formats (see the module docstring)."""
-    umm = small_janus()
-    rng = random.Random(0)
-    torch.manual_seed(0)
-    templates = RLVRArgs().templates()
-    descriptors = [describe(random_scene(random.Random(i), n_objects=1)) for i in range(3)]  # quick to memorise
-    optimizer = torch.optim.AdamW(umm.janus.parameters(), lr=5e-3)
-    for _ in range(80):
-        items = rng.sample(ITEMS, 8)
-        questions = [REPROMPT_TEMPLATE.format(prompt=i.prompt, instruction=i.instruction) for i in items]
-        answers = [format_answer("the prompt", rng.choice(descriptors)) + " <eos>" for _ in items]
-        judged = [templates.instruction_question.format(prompt=i.prompt, instruction=i.instruction) for i in items]
-        verdicts = [format_answer("the first image", rng.choice(["Yes", "No"])) + " <eos>" for _ in items]
-        images = [[render(random_scene(rng)), render(random_scene(rng))] for _ in items]
-        loss = 0
-        for prompts, completions, imgs in ((questions, answers, None), (judged, verdicts, images)):
-            out = umm.token_logprobs(prompts, completions, imgs)
-            loss = loss - out.logprobs.sum() / out.mask.sum()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return {name: t.detach().clone() for name, t in umm.janus.state_dict().items()}
-
-
 @pytest.fixture
-def fitted(small_janus, format_weights):
-    def build():
-        umm = small_janus()
-        umm.janus.load_state_dict(format_weights)
-        return umm
-
-    return build
+def fitted(formatted_janus):
+    """A factory of the small Janus fitted to both roles' answer formats (tests/train/conftest.py)."""
+    return formatted_janus
 
 
 def base_weights(umm):
@@ -245,7 +202,9 @@ def same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_two_step_run_trains_the_reprompter_and_leaves_base_and_evaluator_bit_identical(tmp_path, fitted):
+def test_two_step_run_trains_the_reprompter_and_leaves_base_and_evaluator_bit_identical(
+    tmp_path, fitted, fake_rlvr_run
+):
     rlvr = fake_rlvr_run(tmp_path / "rlvr", fitted())
     evaluator = load_file(rlvr / EVALUATOR / "adapter_model.safetensors")
     out = tmp_path / "run"
@@ -273,7 +232,7 @@ def test_two_step_run_trains_the_reprompter_and_leaves_base_and_evaluator_bit_id
     assert results["status"] == "completed" and results["steps"] == 2 and results["init_from"] == "evaluator"
 
 
-def test_resumed_run_ends_with_the_adapter_of_the_uninterrupted_run(tmp_path, fitted):
+def test_resumed_run_ends_with_the_adapter_of_the_uninterrupted_run(tmp_path, fitted, fake_rlvr_run):
     rlvr = fake_rlvr_run(tmp_path / "rlvr", fitted())
     settings = dict(**SMALL_RUN, evaluator=str(rlvr), init_from="base", max_steps=4, save_steps=2)
     whole = tmp_path / "whole"
@@ -347,7 +306,7 @@ def test_output_dir_rules(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
-def test_templates_of_the_judge_are_the_rlvr_runs(tmp_path, small_janus):
+def test_templates_of_the_judge_are_the_rlvr_runs(tmp_path, small_janus, fake_rlvr_run):
     run_dir = fake_rlvr_run(tmp_path / "rlvr", small_janus(), instruction_question="is it ? {instruction} {prompt}")
     assert read_evaluator_run(run_dir).templates == QuestionTemplates(RLVRArgs().prompt_question,
                                                                       "is it ? {instruction} {prompt}")  # fmt: skip
