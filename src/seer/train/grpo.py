@@ -25,6 +25,13 @@ from seer.models.base import UnifiedModel
 from seer.train.nonfinite import NonFiniteGuard
 
 
+# Help of the two GRPO-stage keys that RLVRArgs and RLMTArgs share word for word.
+CONSTANT_REWARD_HELP = ("After max_bad_reward_steps steps in a row where every group's rewards are equal (any value; "
+                        "GRPO learns nothing): warn each such step, or stop (exit 1).")  # fmt: skip
+MAX_NONFINITE_HELP = ("A step whose loss or gradient is NaN or infinite is skipped (no update) and logged; this many "
+                      "such steps in a row stop the run (exit 1), its last checkpoint intact.")  # fmt: skip
+
+
 class GuardedGRPOTrainer(GRPOTrainer):
     """TRL's GRPOTrainer that shows each micro-batch's loss to a `NonFiniteGuard` (its callback does the rest).
 

@@ -56,7 +56,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from seer.config import config_dict, save_config
 from seer.train import run_dir
-from seer.train.grpo import GuardedGRPOTrainer, build_grpo_trainer
+from seer.train.grpo import CONSTANT_REWARD_HELP, MAX_NONFINITE_HELP, GuardedGRPOTrainer, build_grpo_trainer
 from seer.data.build import generate_sets
 from seer.data.curriculum import (
     INSTRUCTION_STAGE,
@@ -212,16 +212,8 @@ class RLVRArgs:
     max_bad_reward_steps: int = field(
         default=10, metadata={"help": "Stop after this many steps in a row of all-zero or non-finite rewards."}
     )
-    constant_reward_action: Literal["warn", "stop"] = field(
-        default="warn",
-        metadata={"help": "After max_bad_reward_steps steps in a row where every group's rewards are equal (any "
-                          "value; GRPO learns nothing): warn each such step, or stop (exit 1)."},
-    )  # fmt: skip
-    max_nonfinite_steps: int = field(
-        default=5,
-        metadata={"help": "A step whose loss or gradient is NaN or infinite is skipped (no update) and logged; this "
-                          "many such steps in a row stop the run (exit 1), its last checkpoint intact."},
-    )  # fmt: skip
+    constant_reward_action: Literal["warn", "stop"] = field(default="warn", metadata={"help": CONSTANT_REWARD_HELP})
+    max_nonfinite_steps: int = field(default=5, metadata={"help": MAX_NONFINITE_HELP})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory (large models)."})
     # Run
     output_dir: str = field(default="runs/rlvr", metadata={"help": "Where checkpoints, the adapter and logs go."})
