@@ -33,6 +33,7 @@ from accelerate.utils import gather_object
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from seer.rl.rewards import RewardFunc
+from seer.train.run_dir import add_step_fields
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ class RewardHealthMonitor(TrainerCallback):
         logs: dict[str, float] | None = None,
         **kwargs: Any,
     ) -> TrainerControl:
-        if self.last is None or logs is None or "loss" not in logs:
+        if self.last is None:
             return control
         fields = {
             "health/zero_variance_groups": self.last.zero_variance_groups,
@@ -221,9 +222,7 @@ class RewardHealthMonitor(TrainerCallback):
             "health/bad_reward_steps": float(self.bad_steps),
             "health/constant_reward_steps": float(self.constant_steps),
         }
-        logs.update(fields)
-        if state.log_history:  # Trainer appended its copy of `logs` before calling the callbacks
-            state.log_history[-1].update(fields)
+        add_step_fields(state, logs, fields)
         return control
 
 

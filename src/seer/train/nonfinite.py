@@ -26,6 +26,8 @@ from accelerate.utils import reduce
 from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from seer.train.run_dir import add_step_fields
+
 
 def finite_flags(params: Iterable[torch.nn.Parameter]) -> list[torch.Tensor]:
     """One 0-d bool tensor per gradient of `params`: whether it is all finite (parameters without one are skipped)."""
@@ -120,10 +122,5 @@ class NonFiniteGuard(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
         logs: dict[str, float] | None = None, **kwargs: Any,
     ) -> TrainerControl:  # fmt: skip
-        if logs is None or "loss" not in logs:
-            return control
-        fields = {"health/nonfinite_steps": float(self.in_a_row)}
-        logs.update(fields)
-        if state.log_history:  # Trainer appended its copy of `logs` before calling the callbacks
-            state.log_history[-1].update(fields)
+        add_step_fields(state, logs, {"health/nonfinite_steps": float(self.in_a_row)})
         return control

@@ -464,11 +464,7 @@ class CurriculumCallback(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
         logs: dict[str, float] | None = None, **kwargs: Any,
     ) -> None:  # fmt: skip
-        if logs is None or "loss" not in logs:
-            return
-        logs.update(self.fields)
-        if state.log_history:
-            state.log_history[-1].update(self.fields)
+        run_dir.add_step_fields(state, logs, self.fields)
 
 
 class ProgressCallback(run_dir.StageProgress):

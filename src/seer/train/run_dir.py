@@ -122,6 +122,19 @@ class AdapterCheckpoint(TrainerCallback):
         write_json_atomic(checkpoint / self.marker, self.marker_data(state))
 
 
+def add_step_fields(state: TrainerState, logs: dict[str, float] | None, fields: Mapping[str, float]) -> None:
+    """Add a callback's `fields` to a training step's `logs` (``on_log``; logs without a loss are not a step's).
+
+    The Trainer appended its copy of `logs` to ``state.log_history`` before calling the callbacks, so the fields go
+    there too: `StageProgress` writes metrics.jsonl from the logs, checkpoints save the history.
+    """
+    if logs is None or "loss" not in logs:
+        return
+    logs.update(fields)
+    if state.log_history:
+        state.log_history[-1].update(fields)
+
+
 class StageProgress(TrainerCallback):
     """A progress bar with a stage's key metrics, metrics.jsonl (one line per step), and raw samples every
     `sample_every` steps; a subclass says which metrics the bar shows (`postfix`) and prints the samples."""
