@@ -183,6 +183,29 @@ def checkpoint_of(latest_checkpoint, out):
     return lambda: out.is_dir() and latest_checkpoint(out) is not None
 
 
+def kill_and_resume(tmp_path, command, recipe, stage, marker, adapter, rng):
+    """`seer <command> --config recipe` run whole, and again killed at a random moment, left with a torn checkpoint
+    after its newest complete one, then resumed. Checks that the resume named that checkpoint and ended with the
+    whole run's adapter, metrics and results; returns the resumed run's metrics."""
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    window = run_uninterrupted(seer(command, "--config", recipe, "--output_dir", full), tmp_path / "full.log",
+                               checkpoint_of(stage.latest_checkpoint, full), (full / "results.json").exists)
+    argv = seer(command, "--config", recipe, "--output_dir", killed)
+    first = checkpoint_of(stage.latest_checkpoint, killed)
+    kill_at_random(argv, killed, tmp_path / "killed.log", first, window, rng)
+    latest = stage.latest_checkpoint(killed)
+    step = int(latest.name.removeprefix("checkpoint-"))
+    weights = f"{adapter}/adapter_model.safetensors"
+    leave_torn(latest, f"checkpoint-{step + 1}", marker, ["trainer_state.json", weights])
+    printed = resume(argv, tmp_path / "resume.log")
+
+    assert f"resuming from {latest}" in printed
+    same_tensors(load_file(killed / weights), load_file(full / weights))
+    assert metrics(killed) == metrics(full)
+    assert results(killed) == results(full)
+    return metrics(killed)
+
+
 def test_rlvr_killed_at_a_random_moment_resumes_with_the_uninterrupted_adapter(tmp_path, model_dir):
     recipe = tmp_path / "rlvr.yaml"
     recipe.write_text(  # stage-1 pairs for 2 steps, then stage-2: the resumed run must be on the right stage
@@ -190,25 +213,9 @@ def test_rlvr_killed_at_a_random_moment_resumes_with_the_uninterrupted_adapter(t
         "num_generations: 4\nmax_completion_length: 12\nlearning_rate: 1.0e-2\ncurriculum_switch_step: 2\n"
         "curriculum_threshold: null\nmax_steps: 6\nsave_steps: 1\nseed: 3\n"
     )
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    window = run_uninterrupted(seer("rlvr", "--config", recipe, "--output_dir", full), tmp_path / "full.log",
-                               checkpoint_of(rlvr.latest_checkpoint, full), (full / "results.json").exists)
-    argv = seer("rlvr", "--config", recipe, "--output_dir", killed)
-    first = checkpoint_of(rlvr.latest_checkpoint, killed)
-    kill_at_random(argv, killed, tmp_path / "killed.log", first, window, random.Random(9))
-    latest = rlvr.latest_checkpoint(killed)
-    step = int(latest.name.removeprefix("checkpoint-"))
-    leave_torn(latest, f"checkpoint-{step + 1}", rlvr.CURRICULUM_FILE,
-               ["trainer_state.json", f"{EVALUATOR}/adapter_model.safetensors"])  # fmt: skip
-    printed = resume(argv, tmp_path / "resume.log")
-
-    assert f"resuming from {latest}" in printed
-    adapter = f"{EVALUATOR}/adapter_model.safetensors"
-    same_tensors(load_file(killed / adapter), load_file(full / adapter))
-    assert [r["step"] for r in metrics(killed)] == list(range(1, 7))
-    assert [r["curriculum/stage"] for r in metrics(killed)] == [1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
-    assert metrics(killed) == metrics(full)
-    assert results(killed) == results(full)
+    rows = kill_and_resume(tmp_path, "rlvr", recipe, rlvr, rlvr.CURRICULUM_FILE, EVALUATOR, random.Random(9))
+    assert [r["step"] for r in rows] == list(range(1, 7))
+    assert [r["curriculum/stage"] for r in rows] == [1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
 
 
 def test_rlmt_killed_at_a_random_moment_resumes_with_the_uninterrupted_adapter(tmp_path, model_dir, formatted_janus,
@@ -220,21 +227,5 @@ def test_rlmt_killed_at_a_random_moment_resumes_with_the_uninterrupted_adapter(t
         "max_completion_length: 24\njudge_max_new_tokens: 10\nlearning_rate: 1.0e-2\ntemperature: 0.5\n"
         "fidelity_samples: 4\njudge_batch_size: 16\nmax_steps: 5\nsave_steps: 1\nseed: 3\n"
     )
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    window = run_uninterrupted(seer("rlmt", "--config", recipe, "--output_dir", full), tmp_path / "full.log",
-                               checkpoint_of(rlmt.latest_checkpoint, full), (full / "results.json").exists)
-    argv = seer("rlmt", "--config", recipe, "--output_dir", killed)
-    first = checkpoint_of(rlmt.latest_checkpoint, killed)
-    kill_at_random(argv, killed, tmp_path / "killed.log", first, window, random.Random(3))
-    latest = rlmt.latest_checkpoint(killed)
-    step = int(latest.name.removeprefix("checkpoint-"))
-    leave_torn(latest, f"checkpoint-{step + 1}", rlmt.STATE_FILE,
-               ["trainer_state.json", f"{REPROMPTER}/adapter_model.safetensors"])  # fmt: skip
-    printed = resume(argv, tmp_path / "resume.log")
-
-    assert f"resuming from {latest}" in printed
-    adapter = f"{REPROMPTER}/adapter_model.safetensors"
-    same_tensors(load_file(killed / adapter), load_file(full / adapter))
-    assert [r["step"] for r in metrics(killed)] == list(range(1, 6))
-    assert metrics(killed) == metrics(full)
-    assert results(killed) == results(full)
+    rows = kill_and_resume(tmp_path, "rlmt", recipe, rlmt, rlmt.STATE_FILE, REPROMPTER, random.Random(3))
+    assert [r["step"] for r in rows] == list(range(1, 6))
