@@ -4,10 +4,13 @@ Weak scaling, as data-parallel training is used: every process keeps the one-GPU
 (`--prompts_per_step` x `num_generations` completions), so N processes train on N times the completions per step.
 Throughput = completions per second = completions per step / median step time (steps after `--warmup`; the
 median keeps the held-out evaluation steps of the curriculum out of it). Both runs are `seer rlvr` itself, on the
-embedded model with the recipe's settings, pairs drawn by the literal renderer (the same pairs for both runs, no
-image generation before the clock).
+embedded model (or a random-weight real shape, `--model_shape`) with the recipe's settings, pairs drawn by the
+literal renderer (the same pairs for both runs, no image generation before the clock). A random-weight model never
+samples its end token, so every answer is `--max_completion_length` tokens: the work per step is fixed.
 
     python benchmarks/ddp_rlvr.py --gpus 2 --steps 14 --out /tmp/ddp      # on a machine with 2 GPUs
+    python benchmarks/ddp_rlvr.py --gpus 2 --steps 8 --model_shape janus-pro-1b --prompts_per_step 2 \
+        --max_completion_length 64 --out /tmp/ddp1b                          # Janus-Pro-1B shape, bf16
 
 Prints a table and writes `<out>/ddp_rlvr.json`.
 """
@@ -32,6 +35,10 @@ def rlvr_argv(args: argparse.Namespace, out: Path, prompts_per_step: int) -> lis
         "rlvr", "--config", args.config, "--device", "cuda", "--pair_generator", "renderer",
         "--max_steps", str(args.steps), "--save_steps", str(10 * args.steps), "--prompts_per_step", str(prompts_per_step),
         "--output_dir", str(out), "--overwrite", "true", "--seed", str(args.seed),
+        # A random-weight model's rewards are all zero, which the reward-health guard would stop after 10 steps.
+        *(["--model_shape", args.model_shape, "--dtype", "bfloat16", "--max_bad_reward_steps", str(args.steps + 1)]
+          if args.model_shape else []),
+        *(["--max_completion_length", str(args.max_completion_length)] if args.max_completion_length else []),
     ]  # fmt: skip
 
 
@@ -61,6 +68,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=14, help="GRPO steps of each run.")
     parser.add_argument("--warmup", type=int, default=3, help="First steps left out of the timing.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model_shape", default=None,
+                        help="A random-weight shape (e.g. janus-pro-1b, in bf16) instead of the embedded model.")
+    parser.add_argument("--max_completion_length", type=int, default=None, help="Override the recipe's.")
+    parser.add_argument("--threads_per_process", type=int, default=None,
+                        help="CPU threads of each DDP process (default: the host's cores / --gpus).")
     parser.add_argument("--out", default="/tmp/ddp_rlvr", help="Where both runs and the JSON go.")
     args = parser.parse_args()
     out = Path(args.out)
@@ -69,12 +81,17 @@ def main() -> None:
 
     one = measure([sys.executable, "-m", "seer.cli", *rlvr_argv(args, out / "1gpu", args.prompts_per_step)],
                   out / "1gpu", per_gpu, args.warmup, env={**os.environ, "CUDA_VISIBLE_DEVICES": "0"})  # fmt: skip
+    # accelerate launch gives each process one CPU thread unless told otherwise; the one-GPU run has them all.
+    threads = args.threads_per_process or max(1, (os.cpu_count() or 1) // args.gpus)
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-              "recipes/accelerate/ddp-2gpu.yaml", "--num_processes", str(args.gpus), "-m", "seer.cli"]  # fmt: skip
+              "recipes/accelerate/ddp-2gpu.yaml", "--num_processes", str(args.gpus),
+              "--num_cpu_threads_per_process", str(threads), "-m", "seer.cli"]  # fmt: skip
     many = measure([*launch, *rlvr_argv(args, out / f"{args.gpus}gpu", args.prompts_per_step * args.gpus)],
                    out / f"{args.gpus}gpu", per_gpu * args.gpus, args.warmup)  # fmt: skip
     speedup = many["completions_per_s"] / one["completions_per_s"]
-    result = {"gpus": args.gpus, "one_gpu": one, "ddp": many, "speedup": speedup, "config": args.config}
+    result = {"gpus": args.gpus, "one_gpu": one, "ddp": many, "speedup": speedup, "config": args.config,
+              "model_shape": args.model_shape, "max_completion_length": args.max_completion_length,
+              "threads_per_process": threads}
     (out / "ddp_rlvr.json").write_text(json.dumps(result, indent=1))
     print(f"{'run':<8} {'completions/step':>17} {'median step s':>14} {'completions/s':>14}")
     for name, r in (("1 GPU", one), (f"{args.gpus} GPUs", many)):
