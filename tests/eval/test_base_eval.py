@@ -72,10 +72,11 @@ def yes_no_truth(question, scenes):
     """The true answer to a corpus yes/no question about `scenes`, read from the question by hand."""
     question = re.sub(r"^does the ((?:first |second )?image) match the prompt \? prompt : (.+)$", r"does the \1 show \2 ?",
                       question)  # fmt: skip
+    asked = question.partition(" prompt : ")[0]  # a concept question may quote the image's prompt: context only
     for concept in LEXICON:  # "does the first image look icy ?", "in the second image , are the shapes ... ?"
         for place, scene in zip(("first", "second"), scenes):
             spaced = concept.scene_question.replace("?", " ?")
-            if question in (spaced.replace("this scene", f"the {place} image"), f"in the {place} image , {spaced}"):
+            if asked in (spaced.replace("this scene", f"the {place} image"), f"in the {place} image , {spaced}"):
                 return "Yes" if scene_has_concept(scene, concept) else "No"
     if m := re.fullmatch(r"does the (first|second) image show (.+) \?", question):
         truth = parse(m[2]) == scenes[("first", "second").index(m[1])]

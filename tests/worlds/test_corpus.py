@@ -1,5 +1,6 @@
 """The pre-training corpus: answers are true of their images, no SEER task leaks in, every word is in the vocab."""
 
+import collections
 import random
 import re
 
@@ -113,26 +114,31 @@ def test_vqa_answers_are_true_of_the_image(examples):
 
 
 def concept_of_two_image_question(question):
-    """(place, concept) of "does the first image look icy ?" / "in the second image , are the shapes ... ?"."""
+    """(place, concept, quoted prompt or None) of "does the first image look icy ?" / "in the second image , are
+    the shapes ... ?", optionally followed by " prompt : <prompt>"."""
+    question, _, quoted = question.partition(" prompt : ")
     for concept in LEXICON:
         for place in ("first", "second"):
             spaced = concept.scene_question.replace("?", " ?")
             if question in (spaced.replace("this scene", f"the {place} image"), f"in the {place} image , {spaced}"):
-                return place, concept
+                return place, concept, quoted or None
     return None
 
 
 def test_two_image_questions_are_about_the_image_they_name(examples):
     checked = concepts = 0
+    quoted_cases = collections.Counter()  # (answer, image == quoted prompt)
     for ex in (e for e in examples if e.task == "two_images"):
         assert len(ex.scenes) == 2
         if m := re.fullmatch(r"describe the (first|second) image \.", ex.prompt):
             assert parse(ex.target) == ex.scenes[("first", "second").index(m[1])]
             continue
         if found := concept_of_two_image_question(ex.prompt):
-            place, concept = found
+            place, concept, quoted = found
             scene = ex.scenes[("first", "second").index(place)]
             think, answer = parse_answer(ex.target)
+            if quoted is not None:
+                quoted_cases[answer, parse(quoted) == scene] += 1
             seen, recalled = think.rsplit(" . ", 1)
             assert seen.startswith(f"the {place} image shows ") and recalled == concept.definition
             assert parse(seen.split(" image shows ", 1)[1]) == scene
@@ -151,6 +157,9 @@ def test_two_image_questions_are_about_the_image_they_name(examples):
         assert answer == ("Yes" if parse(m[2]) == scene else "No")
         checked += 1
     assert checked > 50 and concepts > 20
+    # A quoted prompt is context only: a "No" image may differ from its prompt, and a "Yes" image too, so whether
+    # the image is its prompt redrawn does not give the answer away.
+    assert quoted_cases["No", False] >= 3 and quoted_cases["No", True] >= 3 and quoted_cases["Yes", False] >= 3
 
 
 def test_concept_answers_recall_the_definition_then_use_it(examples):

@@ -59,6 +59,7 @@ MAX_DOC_TURNS = 3
 # "Does the image show / match <prompt>?": the single-image alignment question an instruction-tuned base model
 # answers. The second wording quotes the prompt after "prompt :", as SEER's questions do; neither compares images.
 PROMPT_QUESTIONS = ("does the {image} show {prompt} ?", "does the {image} match the prompt ? prompt : {prompt}")
+PROMPT_CONTEXT_RATE = 0.5  # concept questions about one of two images that quote the image's prompt
 REWRITE_EDIT_RATE = 0.2  # rewrites that change one attribute (sampling entropy for RL)
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
 
@@ -186,7 +187,7 @@ def _two_images(rng: random.Random) -> Example:
     scenes = (_scene(rng), _scene(rng))
     which = rng.randrange(2)
     place, scene = ("first", "second")[which], scenes[which]
-    kind = rng.choices(("describe", "prompt", "concept"), weights=(0.25, 0.5, 0.25))[0]
+    kind = rng.choices(("describe", "prompt", "concept"), weights=(0.2, 0.45, 0.35))[0]
     if kind == "describe":
         return Example("two_images", f"describe the {place} image .", describe(scene), scenes)
     if kind == "concept":
@@ -208,14 +209,35 @@ def _knowledge_turn(concept: Concept, rng: random.Random) -> tuple[str, str]:
     return question, format_answer(concept.definition, answer)
 
 
-def _positive_scene(concept: Concept, rng: random.Random) -> Scene:
-    """A scene that shows `concept`: a random prompt elaborated by the world's own gold editor."""
+def _elaborated(concept: Concept, rng: random.Random) -> tuple[Scene, Scene]:
+    """(prompt, scene): a random prompt and the world's gold elaboration of it, which shows `concept`."""
     while True:
         prompt = random_scene(rng, max_objects=3)
         subject = rng.choice(prompt.objects) if concept.rule.subject_based else None
         scene = elaborate(prompt, subject, [concept], rng)
         if scene is not None and scene_has_concept(scene, concept):
-            return scene
+            return prompt, scene
+
+
+def _positive_scene(concept: Concept, rng: random.Random) -> Scene:
+    """A scene that shows `concept`: a random prompt elaborated by the world's own gold editor."""
+    return _elaborated(concept, rng)[1]
+
+
+def _drawn_for(concept: Concept, rng: random.Random) -> tuple[Scene, Scene]:
+    """(prompt, scene) for a concept question that quotes the prompt the image was drawn for. Half the scenes show
+    `concept` (the prompt elaborated); the others are the prompt itself or the prompt elaborated for another
+    concept, so that whether the image differs from its prompt says nothing about the answer."""
+    if rng.random() < 0.5:
+        return _elaborated(concept, rng)
+    prompt = random_scene(rng, max_objects=3)
+    if rng.random() < 0.5:
+        other = rng.choice([c for c in LEXICON if c.name != concept.name])
+        subject = rng.choice(prompt.objects) if other.rule.subject_based else None
+        scene = elaborate(prompt, subject, [other], rng)
+        if scene is not None:
+            return prompt, scene
+    return prompt, prompt
 
 
 def _concept_scene(concept: Concept, rng: random.Random) -> Scene:
@@ -236,10 +258,17 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
     questions (with no instruction and no comparison). The think describes the image first, then recalls the
     concept: the evaluator's thinks also start "the first image shows ...", so after that opening a concept is one
     token away ("icy means ...") instead of out of reach (run 8, which recalled first, judged instruction pairs
-    with prompt checklists only and never sampled a recall)."""
+    with prompt checklists only and never sampled a recall).
+
+    Some questions also quote the prompt the image was drawn for ("... look icy ? prompt : <prompt>"), and the
+    answer is still the concept's. Without them, any "prompt : <prompt>" in a question meant "check the image
+    against it": run 9 answered the evaluator's instruction question (which quotes the prompt) by whether the first
+    image matched the prompt, the opposite of the label on omission pairs, and recalled the concept in 10% of
+    answers against 45% when the prompt was left out."""
     concept = rng.choice(LEXICON)
     place = ("first", "second")[which]
-    scene = _concept_scene(concept, rng)
+    quoted = rng.random() < PROMPT_CONTEXT_RATE
+    prompt, scene = _drawn_for(concept, rng) if quoted else (None, _concept_scene(concept, rng))
     scenes = (scene, scenes[1]) if which == 0 else (scenes[0], scene)
     answer = "Yes" if scene_has_concept(scene, concept) else "No"
     think = f"the {place} image shows {describe(scene)} . {concept.definition}"
@@ -248,6 +277,8 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
         question = question.replace("this scene", f"the {place} image")
     else:  # "are the shapes lined up in a row ?"
         question = f"in the {place} image , {question}"
+    if prompt is not None:
+        question = f"{question} prompt : {_prompt_text(prompt, rng)[0]}"
     return Example("two_images", question, format_answer(think, answer), scenes)
 
 
