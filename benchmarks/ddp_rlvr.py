@@ -9,8 +9,8 @@ literal renderer (the same pairs for both runs, no image generation before the c
 samples its end token, so every answer is `--max_completion_length` tokens: the work per step is fixed.
 
     python benchmarks/ddp_rlvr.py --gpus 2 --steps 14 --out /tmp/ddp      # on a machine with 2 GPUs
-    python benchmarks/ddp_rlvr.py --gpus 2 --steps 8 --model_shape janus-pro-1b --prompts_per_step 2 \
-        --max_completion_length 64 --out /tmp/ddp1b                          # Janus-Pro-1B shape, bf16
+    python benchmarks/ddp_rlvr.py --gpus 2 --steps 18 --warmup 4 --model_shape janus-pro-1b \
+        --prompts_per_step 4 --max_completion_length 64 --out /tmp/ddp1b     # Janus-Pro-1B shape, bf16
 
 Prints a table and writes `<out>/ddp_rlvr.json`.
 """
