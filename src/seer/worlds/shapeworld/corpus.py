@@ -209,12 +209,18 @@ def _knowledge_turn(concept: Concept, rng: random.Random) -> tuple[str, str]:
     return question, format_answer(concept.definition, answer)
 
 
+def _elaborate_for(prompt: Scene, concept: Concept, rng: random.Random) -> Scene | None:
+    """The world's gold elaboration of `prompt` for `concept` (on a random subject when the concept needs one), or
+    None when this prompt cannot show it."""
+    subject = rng.choice(prompt.objects) if concept.rule.subject_based else None
+    return elaborate(prompt, subject, [concept], rng)
+
+
 def _elaborated(concept: Concept, rng: random.Random) -> tuple[Scene, Scene]:
     """(prompt, scene): a random prompt and the world's gold elaboration of it, which shows `concept`."""
     while True:
         prompt = random_scene(rng, max_objects=3)
-        subject = rng.choice(prompt.objects) if concept.rule.subject_based else None
-        scene = elaborate(prompt, subject, [concept], rng)
+        scene = _elaborate_for(prompt, concept, rng)
         if scene is not None and scene_has_concept(scene, concept):
             return prompt, scene
 
@@ -233,8 +239,7 @@ def _drawn_for(concept: Concept, rng: random.Random) -> tuple[Scene, Scene]:
     prompt = random_scene(rng, max_objects=3)
     if rng.random() < 0.5:
         other = rng.choice([c for c in LEXICON if c.name != concept.name])
-        subject = rng.choice(prompt.objects) if other.rule.subject_based else None
-        scene = elaborate(prompt, subject, [other], rng)
+        scene = _elaborate_for(prompt, other, rng)
         if scene is not None:
             return prompt, scene
     return prompt, prompt
