@@ -3,13 +3,18 @@
     python benchmarks/rlmt_step.py --shape shapeworld-tiny --device cpu                  # under a minute on a CPU
     python benchmarks/rlmt_step.py --shape janus-pro-1b --dtype bfloat16 --device cuda --out rlmt_step.json
     python benchmarks/rlmt_step.py --shape janus-pro-1b --dtype bfloat16 --device cuda --rollout compile
+    accelerate launch --config_file recipes/accelerate/ddp-2gpu.yaml --num_cpu_threads_per_process 8 \
+        benchmarks/rlmt_step.py --shape janus-pro-1b --dtype bfloat16 --device cuda      # DDP: see benchmarks/ddp.py
 
 The step is `seer rlmt`'s own: TRL's GRPOTrainer as `rlmt.build_trainer` builds it, over `rlmt.build_rows`' rows,
 with the reward `rlmt.PYesReward` and the judge `seer.rl.judge.judge_p_yes` (the evaluator's greedy answers, then
 one log-prob read of P(Yes)), both image orders. Its settings are the shape's RLMT recipe (``--recipe``, default
 per shape: recipes/rlmt/<name>.yaml; the judge's question and token budget come from recipes/rlvr/<name>.yaml, as
 `seer rlmt` takes them from the RLVR run); ``--prompts`` and ``--generations`` override the recipe's
-``prompts_per_step`` and ``num_generations``. The evaluator and the reprompter are fresh LoRA adapters with the
+``prompts_per_step`` and ``num_generations``, ``--policy_tokens`` and ``--judge_tokens`` the token budgets. Under
+``accelerate launch`` every process keeps one GPU's share of a step (weak scaling, as data-parallel training is
+used): the step has ``prompts_per_step`` x processes items, samples/s counts all processes' reprompts, and the
+first process prints and writes the figures (its own parts and peak memory). The evaluator and the reprompter are fresh LoRA adapters with the
 recipe's rank (their weights do not change what a step computes).
 
 Timers (exclusive: a nested part's time is not counted in its parent's; CUDA is synchronised at every boundary):
@@ -40,6 +45,7 @@ import argparse
 import json
 import platform
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -58,7 +64,7 @@ from transformers import TrainerCallback
 import seer.rl.judge as judge_module
 from seer.config import parse
 from seer.formats import ANSWER_OPEN, format_answer
-from seer.models import load_umm
+from seer.models import load_umm, process_state
 from seer.models.adapters import EVALUATOR, REPROMPTER, LoraSettings
 from seer.rl.judge import judge_p_yes
 from seer.train import rlmt, rlvr
@@ -157,8 +163,9 @@ class StepClock(TrainerCallback):
         else:
             self.warmup_steps.append({"seconds": seconds, "parts": parts})
         shown = ", ".join(f"{name} {value:.2f}" for name, value in parts.items())
-        print(f"step {state.global_step} ({'timed' if timed else 'warm-up'}): {seconds:.2f} s ({shown})",
-              file=sys.stderr, flush=True)  # fmt: skip
+        if state.is_world_process_zero:
+            print(f"step {state.global_step} ({'timed' if timed else 'warm-up'}): {seconds:.2f} s ({shown})",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
 
 class WellFormedAnswers:
@@ -172,8 +179,10 @@ class WellFormedAnswers:
 
     def __init__(self, reward: rlmt.PYesReward) -> None:
         self.reward = reward
+        self.seen: list[int] = []  # completions of each call on this process (its share of the step under DDP)
 
     def __call__(self, completions: list[Any], item_id: list[str], step: list[int], **kwargs: Any) -> list[float]:
+        self.seen.append(len(completions))
         texts = [
             format_answer("the prompt asks for this", describe(random_scene(random.Random(f"bench/{i}/{s}/{k}"))))
             for k, (i, s) in enumerate(zip(item_id, step, strict=True))
@@ -197,6 +206,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                        "default: the shape's family")  # fmt: skip
     parser.add_argument("--prompts", type=int, default=None, help="items per step (default: the recipe's)")
     parser.add_argument("--generations", type=int, default=None, help="reprompts per item, G (default: the recipe's)")
+    parser.add_argument("--policy_tokens", type=int, default=None, help="max_completion_length (default: the recipe's)")
+    parser.add_argument("--judge_tokens", type=int, default=None,
+                        help="the judge's max new tokens (default: the RLVR recipe's max_completion_length)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rollout", default="default", choices=["default", "compile"],
@@ -226,8 +238,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides += ["--prompts_per_step", str(opts.prompts)]
     if opts.generations is not None:
         overrides += ["--num_generations", str(opts.generations)]
+    if opts.policy_tokens is not None:
+        overrides += ["--max_completion_length", str(opts.policy_tokens)]
+    if opts.judge_tokens is not None:
+        overrides += ["--judge_max_new_tokens", str(opts.judge_tokens)]
     (args,) = parse(["--config", str(RECIPES / "rlmt" / f"{recipe}.yaml"), *overrides], rlmt.ARG_TYPES)
-    args = replace(args, model=None, model_shape=opts.shape)  # a recipe's checkpoint directory is not read
+    # A recipe's checkpoint directory is not read; each process keeps one GPU's share of the step's items.
+    state = process_state(opts.device)
+    args = replace(args, model=None, model_shape=opts.shape,
+                   prompts_per_step=args.prompts_per_step * state.num_processes)  # fmt: skip
     (judge_args,) = parse(["--config", str(RECIPES / "rlvr" / f"{recipe}.yaml")], rlvr.ARG_TYPES)
     templates = judge_args.templates()
     judge_tokens = args.judge_max_new_tokens or judge_args.max_completion_length
@@ -304,14 +323,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "both_orders": args.both_orders, "image_batch_size": args.image_batch_size,
         "judge_batch_size": args.judge_batch_size, "fidelity_samples": args.fidelity_samples,
         "warmup_steps": clock.warmup_steps, "timed_steps": n,
-        "build_seconds": round(build_seconds, 2), "step_seconds": step, "step_seconds_each": clock.step_seconds,
+        "processes": state.num_processes, "build_seconds": round(build_seconds, 2), "step_seconds": step,
+        "step_seconds_median": statistics.median(clock.step_seconds), "step_seconds_each": clock.step_seconds,
         "parts": parts, "optimizer_step_parts": {name: raw[name] for name in OPTIMIZER_PARTS},
         "samples_per_second": completions / step,
+        "completions_per_process_call": None if opts.as_sampled else reward_fn.seen[-1],
         "policy_completion_mean_tokens": last.get("completions/mean_length"),
         "judge_answer_mean_tokens": sum(judge_lengths) / len(judge_lengths) if judge_lengths else None,
         "reward_metrics": {k: last.get(k) for k in ("reward", "rlmt/valid", "rlmt/distinct_descriptors")},
         "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
     }  # fmt: skip
+    if not state.is_main_process:
+        return figures
     print_figures(figures)
     if opts.out:
         Path(opts.out).parent.mkdir(parents=True, exist_ok=True)

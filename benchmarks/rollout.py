@@ -14,6 +14,8 @@ batch), full-softmax sampling, 576 image tokens per image, in ``--dtype`` (bf16 
 - ``static-eager``: the same with transformers' eager attention (matmul, softmax, matmul) in the decode steps.
 - ``static-compile``, ``static-eager-compile``: the decode step compiled by ``torch.compile`` before capture;
   their first call includes the compilation.
+- ``static-compile-autotune``: compiled with ``mode="max-autotune-no-cudagraphs"`` (Triton kernels tuned for the
+  step's shapes; a much longer first call).
 - ``transformers``: ``generate(..., do_sample=True, top_k=0, guidance_scale=5)`` with ``--baseline-repeats`` timed
   calls, after one warm-up call at the first (shape, batch) of the run (eager code needs no per-shape warm-up).
 
@@ -45,6 +47,7 @@ VARIANTS = {
     "static-eager": dict(attention="eager"),
     "static-compile": dict(compile_step=True),
     "static-eager-compile": dict(attention="eager", compile_step=True),
+    "static-compile-autotune": dict(compile_step=True, compile_mode="max-autotune-no-cudagraphs"),
 }
 
 
@@ -144,7 +147,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=None,
                         help="image tokens per image (default: the shape's, 576); fewer for a smoke run")  # fmt: skip
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
-    parser.add_argument("--bucket", type=int, default=64, help="attention-length bucket of the static engine")
+    parser.add_argument("--buckets", type=int, nargs="+", default=[64],
+                        help="attention-length buckets of the static engine (each variant runs at each)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="timed calls of our engine (median)")
     parser.add_argument("--baseline-repeats", type=int, default=1, help="timed calls of transformers' generate")
     parser.add_argument("--out", default=None, help="write all rows to this JSON file")
@@ -180,24 +184,27 @@ def main() -> None:
         if args.tokens:
             umm.janus.config.vision_config.num_image_tokens = umm.num_image_tokens = args.tokens
         engines = {
-            name: StaticImageRollout(umm.janus, bucket=args.bucket, **kwargs) for name, kwargs in VARIANTS.items()
-        }
+            (name, bucket): StaticImageRollout(umm.janus, bucket=bucket, **VARIANTS[name])
+            for name in args.engines if name != "transformers" for bucket in args.buckets
+        }  # fmt: skip
         tokens = umm.num_image_tokens
         for batch in (int(b) for b in batches.split(",")):
             weight_bytes, kv_bytes = bytes_read_per_batch(umm, batch, PROMPT_LEN, tokens)
             floor_s = (weight_bytes + kv_bytes) / bandwidth
-            for name in args.engines:
+            runs = [(name, bucket) for name in args.engines
+                    for bucket in ([None] if name == "transformers" else args.buckets)]  # fmt: skip
+            for name, bucket in runs:
                 start = time.perf_counter()
                 try:
                     if name == "transformers":
                         result = run_transformers(umm, batch, args.baseline_repeats, warm_up=not baseline_warm)
                         baseline_warm = True
                     else:
-                        result = run_static(umm, engines[name], batch, args.repeats)
-                        engines[name].release()
+                        result = run_static(umm, engines[name, bucket], batch, args.repeats)
+                        engines[name, bucket].release()
                 except Exception as error:  # noqa: BLE001 - one failing row must not lose the others
                     result = dict(error=f"{type(error).__name__}: {error}"[:500])
-                row = dict(shape=shape, batch=batch, engine=name, tokens=tokens, **result)
+                row = dict(shape=shape, batch=batch, engine=name, bucket=bucket, tokens=tokens, **result)
                 if "seconds" in result:
                     row.update(
                         images_per_s=round(batch / result["seconds"], 3),
@@ -217,11 +224,12 @@ def main() -> None:
 
     print(f"\n{header['card']}, {header['date']}, torch {header['torch']}, transformers {header['transformers']}, "
           f"{args.dtype}, CFG {GUIDANCE}, copy bandwidth {header['copy_bandwidth_tb_s']} TB/s")  # fmt: skip
-    print("| shape | batch | engine | images/s | ms/step | peak GiB | floor images/s | floor fraction |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| shape | batch | engine | bucket | images/s | ms/step | peak GiB | floor images/s | floor fraction |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "seconds" in r:
-            print(f"| {r['shape']} | {r['batch']} | {r['engine']} | {r['images_per_s']} | {r['ms_per_step']} | "
+            print(f"| {r['shape']} | {r['batch']} | {r['engine']} | {r['bucket']} | {r['images_per_s']} | "
+                  f"{r['ms_per_step']} | "
                   f"{r['peak_gib']} | {r['floor_images_per_s']} | {r['floor_fraction']} |")  # fmt: skip
         else:
             print(f"| {r['shape']} | {r['batch']} | {r['engine']} | {r.get('error')} |")

@@ -7,6 +7,9 @@ render and judge every descriptor of a group.
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -50,6 +53,22 @@ def test_one_tiny_step_is_split_into_parts_that_sum_to_the_step(bench, tmp_path)
     assert measured == pytest.approx(step, rel=0.1)  # the timers cover the step
     assert parts["optimizer_step"] == pytest.approx(sum(figures["optimizer_step_parts"].values()))
     assert figures["samples_per_second"] == pytest.approx(4 / step)
+    assert (figures["processes"], figures["completions_per_process_call"]) == (1, 4)
     # The substitutions: every reprompt is a valid, distinct descriptor, so all 4 are rendered and judged.
     assert figures["reward_metrics"]["rlmt/valid"] == 1.0
     assert figures["reward_metrics"]["rlmt/distinct_descriptors"] == 1.0
+
+
+def test_two_processes_split_each_step_between_them(tmp_path):
+    """Under torchrun (a gloo group on the CPU, as accelerate launch makes one per GPU) each process keeps the
+    one-process share: the step holds twice the items, and each process's reward sees half of its completions."""
+    out = tmp_path / "step.json"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(SCRIPT),
+               "--shape", "shapeworld-tiny", "--prompts", "2", "--generations", "2", "--policy_tokens", "8",
+               "--judge_tokens", "8", "--warmup", "0", "--out", str(out)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    figures = json.loads(out.read_text())
+    assert figures["processes"] == 2
+    assert figures["prompts_per_step"] == 4 and figures["completions_per_step"] == 8
+    assert figures["completions_per_process_call"] == 4
+    assert (figures["max_completion_length"], figures["judge_max_new_tokens"]) == (8, 8)

@@ -69,8 +69,8 @@ def test_plain_cuda_is_each_processes_own_gpu_under_accelerate(monkeypatch):
         def __init__(self, num_processes, local_process_index):
             self.num_processes, self.local_process_index = num_processes, local_process_index
 
-    monkeypatch.setattr(accelerate, "PartialState", lambda: State(2, 1))
+    monkeypatch.setattr(accelerate, "PartialState", lambda cpu: State(2, 1))
     assert process_device("cuda") == "cuda:1"
     assert process_device("cuda:0") == "cuda:0" and process_device("cpu") == "cpu"  # explicit devices are kept
-    monkeypatch.setattr(accelerate, "PartialState", lambda: State(1, 0))
+    monkeypatch.setattr(accelerate, "PartialState", lambda cpu: State(1, 0))
     assert process_device("cuda") == "cuda"

@@ -100,10 +100,17 @@ def process_device(device: str) -> str:
     card; ``cuda`` alone is GPU 0 for all of them until the Trainer moves the model, after the pairs were drawn)."""
     if device != "cuda":
         return device
+    state = process_state(device)
+    return f"cuda:{state.local_process_index}" if state.num_processes > 1 else device
+
+
+def process_state(device: str) -> Any:
+    """accelerate's `PartialState` of this process, as the Trainer on `device` sees it. The first call fixes it for
+    the whole process, and on a CPU processes started by ``torchrun`` form a (gloo) group only when it is told
+    ``cpu``: called without it, each would train alone on the whole batch."""
     from accelerate import PartialState
 
-    state = PartialState()
-    return f"cuda:{state.local_process_index}" if state.num_processes > 1 else device
+    return PartialState(cpu=torch.device(device).type == "cpu")
 
 
 def directory_identity(directory: Path) -> str:

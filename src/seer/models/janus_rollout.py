@@ -147,6 +147,8 @@ class StaticImageRollout:
         cuda_graphs: capture and replay the decode step (default: when the model is on a CUDA device).
         compile_step: compile the decode step's layer stack with ``torch.compile`` (fused element-wise kernels)
             before capturing; ~30-60 s once per batch shape.
+        compile_mode: ``torch.compile``'s ``mode`` (e.g. ``"max-autotune-no-cudagraphs"``: Triton kernels tuned for
+            the step's shapes, a longer compilation); None is its default.
         attention: transformers' attention implementation for the decode steps; None is the model's own.
             ``"eager"`` (matmul, softmax, matmul) is deterministic on a GPU, where SDPA's masked bf16 kernel is
             not, at 7-13% less throughput (benchmarks/RESULTS.md).
@@ -159,6 +161,7 @@ class StaticImageRollout:
         bucket: int = 64,
         cuda_graphs: bool | None = None,
         compile_step: bool = False,
+        compile_mode: str | None = None,
         attention: str | None = None,
     ) -> None:
         if bucket < 1:
@@ -176,7 +179,9 @@ class StaticImageRollout:
         self.num_image_tokens: int = janus.config.vision_config.num_image_tokens
         # Only the layer stack is compiled: Inductor (torch 2.11, CUDA) fails to generate the sampler's cumsum.
         # dynamic=True: the attention length differs per bucket, and one compilation serves them all.
-        self._layers = torch.compile(self._decode_layers, dynamic=True) if compile_step else self._decode_layers
+        self._layers = (
+            torch.compile(self._decode_layers, dynamic=True, mode=compile_mode) if compile_step else self._decode_layers
+        )
         self._decoder: _Decoder | None = None
 
     def release(self) -> None:

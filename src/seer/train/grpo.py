@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from accelerate import PartialState
 from datasets import Dataset
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from seer.errors import SeerError
+from seer.models import process_state
 from seer.models.base import UnifiedModel
 from seer.train.nonfinite import NonFiniteGuard
 
@@ -54,7 +54,7 @@ def build_grpo_trainer(
 ) -> GuardedGRPOTrainer:  # fmt: skip
     """TRL's GRPOTrainer on `model.module` (the active adapter trainable), rewarded by `reward_funcs`, with the
     non-finite step guard (``args.max_nonfinite_steps``) as its first callback."""
-    world = PartialState().num_processes
+    world = process_state(args.device).num_processes
     completions_per_step = args.prompts_per_step * args.num_generations
     if completions_per_step % (world * args.gradient_accumulation_steps):
         raise SeerError(

@@ -656,7 +656,8 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
     if main_process:
         model.save_adapter(REPROMPTER, out / REPROMPTER)
         run_dir.write_json_atomic(out / RESULTS_FILE, results)
-    print(f"reprompter adapter: {out / REPROMPTER}; results: {out / RESULTS_FILE} ({results['seconds']['total']} s)")
+        seconds = results["seconds"]["total"]
+        print(f"reprompter adapter: {out / REPROMPTER}; results: {out / RESULTS_FILE} ({seconds} s)")
     return 0
 
 

@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import transformers
-from accelerate import PartialState
 from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -84,7 +83,7 @@ from seer.data.vie import VIEItem, load_vie
 from seer.errors import SeerError
 from seer.eval.base import take_stratified
 from seer.eval.evaluator import Judgement, pairs_accuracy
-from seer.models import UnifiedModel, load_umm
+from seer.models import UnifiedModel, load_umm, process_state
 from seer.models.adapters import EVALUATOR, LoraSettings
 from seer.models.janus import JanusUMM
 from seer.rl.health import RewardHealthMonitor, RewardTap
@@ -522,7 +521,7 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
     generator, settings = pair_source(args, model, model_id)
     cache = Path(args.pairs_dir) if args.pairs_dir else out / "pairs"
     pairs_start = time.perf_counter()
-    with PartialState().main_process_first():  # the main process builds the cache, the others then read it
+    with process_state(args.device).main_process_first():  # the main process builds the cache, the others then read it
         train_pairs = build_or_load_pairs(generator, train_items, cache, "train", settings, where=where)
         heldout_pairs = None
         if heldout_items:
@@ -590,5 +589,5 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
     if main_process:
         model.save_adapter(EVALUATOR, out / EVALUATOR)
         run_dir.write_json_atomic(out / RESULTS_FILE, results)
-    print(f"evaluator adapter: {out / EVALUATOR}; results: {out / RESULTS_FILE} ({results['seconds']['total']} s)")
+        print(f"evaluator adapter: {out / EVALUATOR}; results: {out / RESULTS_FILE} ({results['seconds']['total']} s)")
     return 0
