@@ -594,6 +594,7 @@ class HarmonUMM:
     ) -> None:
         self._harmon = model.eval()
         self._peft: PeftModel | None = None
+        self._diffusion_sampler: Any = None
         self._processor = processor
         self.tokenizer = processor.tokenizer
         self.image_size: int = model.config.image_size
@@ -728,6 +729,24 @@ class HarmonUMM:
     def harmon(self) -> HarmonForConditionalGeneration:
         """The underlying model (LoRA layers, if any, are injected in it and follow the adapter state)."""
         return self._harmon
+
+    @property
+    def diffusion_sampler(self) -> Any:
+        """What runs the diffusion head's chain in `sample_latents`: on CUDA the graph engine
+        (`seer.models.harmon_rollout.GraphedDiffusionSampler`, created on first use), elsewhere the head itself."""
+        if self._diffusion_sampler is not None:
+            return self._diffusion_sampler
+        if self.device.type != "cuda":
+            return self._harmon.mar.diffloss
+        from seer.models.harmon_rollout import GraphedDiffusionSampler
+
+        self._diffusion_sampler = GraphedDiffusionSampler(self._harmon.mar.diffloss)
+        return self._diffusion_sampler
+
+    @diffusion_sampler.setter
+    def diffusion_sampler(self, sampler: Any) -> None:
+        """Another sampler with `DiffLoss.sample`'s signature, e.g. ``umm.harmon.mar.diffloss`` for the eager chain."""
+        self._diffusion_sampler = sampler
 
     # ---- prompts ----
 
@@ -901,7 +920,7 @@ class HarmonUMM:
                 continue
             condition = torch.cat([z[:size][due], z[size:][due]]) if guided else z[due]
             scale = guidance_at(still, seq_len, guidance_scale, self.cfg_schedule)
-            sampled = mar.diffloss.sample(condition, noise[due], temperature, scale)
+            sampled = self.diffusion_sampler.sample(condition, noise[due], temperature, scale)
             tokens = tokens.masked_scatter(due[..., None], sampled.to(tokens.dtype))
         return tokens
 

@@ -184,8 +184,13 @@ class DiffLoss(nn.Module):
         ``noise`` (N, T + 1, C): column 0 is the starting point, column 1 + k the noise of the k-th denoising step
         (scaled by ``temperature``; none is added at the last step).
         """
+        return self.chain(z, noise, temperature, cfg, guided=cfg != 1.0)
+
+    def chain(self, z: torch.Tensor, noise: torch.Tensor, temperature: float | torch.Tensor,
+              cfg: float | torch.Tensor, *, guided: bool) -> torch.Tensor:  # fmt: skip
+        """`sample`'s denoising chain; ``temperature`` and ``cfg`` may be device scalars (a captured CUDA graph reads
+        them at replay, `seer.models.harmon_rollout`), and ``guided`` says whether ``z`` holds [cond; uncond]."""
         s = self.schedule
-        guided = cfg != 1.0
         x = noise[:, 0].float()  # the chain runs in float32 whatever the weights are (the reference's does too)
         rows = x.shape[0]
         for k, i in enumerate(reversed(range(s.num_steps))):
