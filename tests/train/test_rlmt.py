@@ -120,8 +120,8 @@ def test_reward_averages_both_orders_or_takes_ours_first(both_orders, expected):
     assert questions[0] == INSTRUCTION_QUESTION.format(instruction=a.instruction, prompt=a.prompt)
 
 
-@pytest.mark.parametrize("p, agreement", [(0.9, 1.0), (0.1, 0.0)])
-def test_agreement_counts_pairs_the_oracle_decides(p, agreement):
+@pytest.mark.parametrize("p, agreement, prefers_failing", [(0.9, 1.0, 1.0), (0.1, 0.0, 0.0)])
+def test_agreement_counts_pairs_the_oracle_decides(p, agreement, prefers_failing):
     item = next(i for i in ITEMS if i.gold is not None)
     log = {}
     reward = PYesReward(RecordingGenerator(), stub_judge(lambda img: p), {item.id: item}, RLVRArgs().templates(),
@@ -132,6 +132,8 @@ def test_agreement_counts_pairs_the_oracle_decides(p, agreement):
     # as well, so only the gold's pair is decisive
     assert log["fidelity/oracle_pass"] == 0.5 and log["fidelity/naive_pass"] == 0.0
     assert log["fidelity/decisive"] == 0.5 and log["fidelity/agreement"] == agreement
+    # of the rollouts that fail the oracle (the prompt's), the fraction the judge rewards above 0.5
+    assert log["fidelity/judge_prefers_failing"] == prefers_failing
 
 
 def test_rows_are_in_step_order_and_each_pass_is_a_permutation():

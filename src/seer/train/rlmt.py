@@ -513,7 +513,11 @@ class PYesReward:
     def fidelity(self, keys: Sequence[tuple[str, str, int]], ours: dict[Any, Image.Image],
                  naive: dict[Any, Image.Image], rewards: dict[Any, float], step: int) -> dict[str, float]:  # fmt: skip
         """Judge-oracle agreement on a seeded sample of this step's rollouts (items with a spec only); images of a
-        real-size model are box-filtered to a size the oracle reads (`data.pairs.oracle_view`), as RLVR's pairs are."""
+        real-size model are box-filtered to a size the oracle reads (`data.pairs.oracle_view`), as RLVR's pairs are.
+
+        ``fidelity/agreement`` needs pairs the oracle decides, which a policy that never satisfies the instruction does
+        not give; ``fidelity/judge_prefers_failing`` (of the sampled rollouts whose image fails the oracle, the
+        fraction the judge rewards above 0.5) still shows a policy learning to please the judge, not the oracle."""
         from seer.data.pairs import oracle_view
         from seer.worlds.shapeworld.judge import verify
 
@@ -523,7 +527,7 @@ class PYesReward:
             return {}
         sample = random.Random(f"seer-rlmt-fidelity/{self.args.seed}/{step}").sample(candidates, n)
         naive_pass: dict[tuple[str, int], bool] = {}
-        decisive = agree = ours_pass = 0
+        decisive = agree = ours_pass = preferred_failing = 0
         for key in sample:
             _, item_id, item_step = key
             item = self.items[item_id]
@@ -531,6 +535,8 @@ class PYesReward:
                 naive_pass[(item_id, item_step)] = verify(oracle_view(naive[(item_id, item_step)]), item).passed
             mine, theirs = verify(oracle_view(ours[key]), item).passed, naive_pass[(item_id, item_step)]
             ours_pass += mine
+            if not mine and rewards[key] > 0.5:
+                preferred_failing += 1
             if mine != theirs:  # the oracle prefers one image
                 decisive += 1
                 agree += (rewards[key] > 0.5) == mine
@@ -538,6 +544,8 @@ class PYesReward:
                "fidelity/naive_pass": sum(naive_pass.values()) / len(naive_pass)}  # fmt: skip
         if decisive:
             out["fidelity/agreement"] = agree / decisive
+        if ours_pass < n:
+            out["fidelity/judge_prefers_failing"] = preferred_failing / (n - ours_pass)
         return out
 
 
@@ -672,7 +680,8 @@ def summarize_metrics(path: Path, window: int = 5) -> dict[str, Any]:
         values = [r[key] for r in part if key in r and r[key] is not None and math.isfinite(r[key])]
         return round(sum(values) / len(values), 4) if values else None
 
-    keys = ("reward", "rlmt/valid", "rlmt/judge_no_answer", "fidelity/agreement", "fidelity/oracle_pass", "kl")
+    keys = ("reward", "rlmt/valid", "rlmt/judge_no_answer", "fidelity/agreement", "fidelity/judge_prefers_failing",
+            "fidelity/oracle_pass", "kl")
     return {
         "first_steps": {key: mean(key, rows[:window]) for key in keys},
         "last_steps": {key: mean(key, rows[-window:]) for key in keys},
