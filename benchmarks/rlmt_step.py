@@ -14,8 +14,9 @@ per shape: recipes/rlmt/<name>.yaml; the judge's question and token budget come 
 ``prompts_per_step`` and ``num_generations``, ``--policy_tokens`` and ``--judge_tokens`` the token budgets. Under
 ``accelerate launch`` every process keeps one GPU's share of a step (weak scaling, as data-parallel training is
 used): the step has ``prompts_per_step`` x processes items, samples/s counts all processes' reprompts, and the
-first process prints and writes the figures (its own parts and peak memory). The evaluator and the reprompter are fresh LoRA adapters with the
-recipe's rank (their weights do not change what a step computes).
+first process prints and writes the figures (its own parts and peak memory). The evaluator and the reprompter are
+fresh LoRA adapters with the recipe's rank (their weights do not change what a step computes). ``--text_engine``
+picks the judge's answer loop (janus: the static text engine, the default on CUDA, or the reference loop).
 
 Timers (exclusive: a nested part's time is not counted in its parent's; CUDA is synchronised at every boundary):
 
@@ -42,6 +43,7 @@ the oracle cannot read (at 384 px `PYesReward.fidelity` raises: a bug of `seer r
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import random
@@ -206,13 +208,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                        "default: the shape's family")  # fmt: skip
     parser.add_argument("--prompts", type=int, default=None, help="items per step (default: the recipe's)")
     parser.add_argument("--generations", type=int, default=None, help="reprompts per item, G (default: the recipe's)")
-    parser.add_argument("--policy_tokens", type=int, default=None, help="max_completion_length (default: the recipe's)")
+    parser.add_argument("--policy_tokens", type=int, default=None,
+                        help="max_completion_length (default: the recipe's)")  # fmt: skip
     parser.add_argument("--judge_tokens", type=int, default=None,
                         help="the judge's max new tokens (default: the RLVR recipe's max_completion_length)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rollout", default="default", choices=["default", "compile"],
                         help="janus: the static image engine as is, or with its layer stack compiled")  # fmt: skip
+    parser.add_argument("--text_engine", default="auto", choices=["auto", "static", "reference"],
+                        help="janus: the judge's answers through the static text engine or the reference loop")
     parser.add_argument("--warmup", type=int, default=1, help="steps run before the timed ones")
     parser.add_argument("--steps", type=int, default=1, help="timed steps")
     parser.add_argument("--as-sampled", action="store_true",
@@ -263,6 +268,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from seer.models.janus_rollout import StaticImageRollout
 
         model.image_rollout = StaticImageRollout(model.janus, compile_step=True)  # type: ignore[attr-defined]
+    if opts.text_engine != "auto":
+        if backend != "janus":
+            raise SystemExit("--text_engine: the janus backend only")
+        model.generate_text = functools.partial(model.generate_text, engine=opts.text_engine)  # type: ignore
     transformers.set_seed(opts.seed)
     lora = LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout)
     model.add_adapter(EVALUATOR, lora)
@@ -316,7 +325,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "shape": opts.shape, "backend": backend, "recipe": recipe, "model_id": model_id, "dtype": opts.dtype,
         "device": opts.device, "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
-        "rollout": opts.rollout, "substitutions": not opts.as_sampled, "torch": torch.__version__,
+        "rollout": opts.rollout, "text_engine": opts.text_engine, "substitutions": not opts.as_sampled,
+        "torch": torch.__version__,
         "transformers": transformers.__version__, "prompts_per_step": args.prompts_per_step,
         "num_generations": args.num_generations, "completions_per_step": completions,
         "max_completion_length": args.max_completion_length, "judge_max_new_tokens": judge_tokens,

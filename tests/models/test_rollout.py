@@ -1,4 +1,4 @@
-"""The static-cache image rollout engine (`seer.models.janus_rollout`) on the CPU, at a tiny random-weight shape.
+"""The static-cache rollout engines (`seer.models.janus_rollout`: images, and text answers) on the CPU.
 
 It runs the same decode step as on a GPU, without the graph capture. References are independent paths:
 transformers' own ``generate``, teacher-forced passes without any cache, and the reference sampling loop of
@@ -9,10 +9,11 @@ attention lengths.
 import pytest
 import torch
 
+from seer.data.pairs import LiteralRenderer
 from seer.errors import SeerError
 from seer.models.adapters import LoraSettings
 from seer.models.janus import sample_tokens, seeded_uniforms, unconditional_ids
-from seer.models.janus_rollout import StaticImageRollout, bucket_lengths
+from seer.models.janus_rollout import StaticImageRollout, StaticTextRollout, bucket_lengths
 
 # Different lengths, so batches are left-padded.
 PROMPTS = ["a large red circle at the top left and a small blue square", "a red circle", "a blue bar at the center"]
@@ -171,3 +172,65 @@ def test_compiled_decode_step_draws_the_same_tokens(umm):
     out = engine.sample(input_ids, mask, _uncond(umm, input_ids), uniforms=seeded_uniforms([3, 4, 5], 64))
     reference = umm.sample_image_tokens(input_ids, mask, seeds=[3, 4, 5], guidance_scale=5.0, engine="reference")
     assert torch.equal(out.tokens, reference)
+
+
+# ---- text answers (StaticTextRollout) ----
+
+QUESTIONS = ["does the first image match the prompt better than the second image ? prompt : a red circle",
+             "does the first image show a large blue square at the top left on a white background ?",
+             "describe the second image"]  # fmt: skip
+SCENES = ["a red circle", "a large blue square at the top left on a white background", "a small green ring"]
+
+
+def _two_images(n):
+    images = LiteralRenderer(32).generate_images(SCENES).images
+    return [[images[i % 3], images[(i + 1) % 3]] for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    from seer.embedded import load_embedded_model
+
+    return load_embedded_model()
+
+
+@pytest.mark.parametrize("seeds", [None, [4, 5, 6]])
+def test_text_engine_writes_the_reference_loops_answers(embedded, seeds):
+    """The trained model ends its answers: the engine stops early, and answers equal the loop's, greedy or sampled."""
+    kwargs = dict(images=_two_images(3), max_new_tokens=160, do_sample=seeds is not None, seeds=seeds)
+    static = embedded.generate_text(QUESTIONS, engine="static", **kwargs)
+    reference = embedded.generate_text(QUESTIONS, engine="reference", **kwargs)
+    assert static.token_ids == reference.token_ids and static.texts == reference.texts
+    eos = embedded.tokenizer.eos_token_id
+    assert all(ids[-1] == eos and len(ids) < 160 for ids in static.token_ids)  # every answer ended
+    assert all("<answer>" in t for t in static.texts[:2])
+    # the loop stopped within check_every steps of the longest answer, not at the budget
+    engine = embedded.text_rollout
+    longest = max(len(ids) for ids in static.token_ids)
+    assert longest <= engine._decoder.step.item() < longest + engine.check_every
+
+
+def test_text_engine_runs_to_the_budget_while_a_row_has_not_ended(small_janus):
+    umm = small_janus()
+    umm.text_rollout = StaticTextRollout(umm.janus, eos=umm.tokenizer.eos_token_id, pad=umm.tokenizer.pad_token_id,
+                                         bucket=16, check_every=1)  # fmt: skip
+    for images in (None, _two_images(3)):  # text only, and two images per prompt
+        kwargs = dict(images=images, max_new_tokens=24, seeds=[1, 2, 3])
+        static = umm.generate_text(QUESTIONS, engine="static", **kwargs)
+        assert static.token_ids == umm.generate_text(QUESTIONS, engine="reference", **kwargs).token_ids
+        # a random model rarely samples its end token: some row runs to the budget, and so does the loop
+        assert max(len(ids) for ids in static.token_ids) == 24 and umm.text_rollout._decoder.step.item() == 24
+
+
+def test_text_questions_of_different_lengths_share_a_decoder(embedded):
+    engine = embedded.text_rollout
+    embedded.generate_text(QUESTIONS[:2], images=_two_images(2), max_new_tokens=32, do_sample=False, engine="static")
+    decoder = engine._decoder
+    assert decoder.prompt_len % engine.bucket == 0  # left-padded to the bucket
+    shorter = [q.replace(" on a white background", "") for q in QUESTIONS[:2]]
+    embedded.generate_text(shorter, images=_two_images(2), max_new_tokens=32, do_sample=False, engine="static")
+    assert engine._decoder is decoder
+    with pytest.raises(SeerError, match="engine"):
+        embedded.generate_text(QUESTIONS, engine="fast")
+    with pytest.raises(SeerError, match="check_every"):
+        StaticTextRollout(embedded.janus, eos=1, pad=0, check_every=0)

@@ -72,3 +72,29 @@ def test_graphs_are_recaptured_when_the_adapter_state_changes(umm):
     assert torch.equal(with_adapter, umm.sample_image_tokens(input_ids, mask, engine="reference", **kwargs))
     with umm.no_adapter():
         assert torch.equal(umm.sample_image_tokens(input_ids, mask, **kwargs), base)
+
+
+QUESTIONS = ["does the first image match the prompt better than the second image ? prompt : a red circle",
+             "does the first image show a large blue square at the top left on a white background ?",
+             "describe the second image"]  # fmt: skip
+
+
+@pytest.mark.parametrize("seeds", [None, [4, 5, 6]])
+def test_text_graphs_write_the_reference_loops_answers(seeds):
+    """The embedded (trained) model on CUDA: the text engine's graphs end answers where the loop does, with the same
+    tokens, greedy (the judge) or sampled."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from seer.data.pairs import LiteralRenderer
+    from seer.embedded import load_embedded_model
+
+    umm = load_embedded_model(device="cuda")
+    images = LiteralRenderer(32).generate_images(["a red circle", "a large blue square at the top left on a white "
+                                                  "background", "a small green ring"]).images  # fmt: skip
+    per_question = [[images[i], images[(i + 1) % 3]] for i in range(3)]
+    kwargs = dict(images=per_question, max_new_tokens=160, do_sample=seeds is not None, seeds=seeds)
+    static = umm.generate_text(QUESTIONS, **kwargs)  # "auto" is the static engine on CUDA
+    assert umm.text_rollout.cuda_graphs and umm.text_rollout._decoder.graphs
+    reference = umm.generate_text(QUESTIONS, engine="reference", **kwargs)
+    assert static.token_ids == reference.token_ids
+    assert all(ids[-1] == umm.tokenizer.eos_token_id and len(ids) < 160 for ids in static.token_ids)

@@ -70,7 +70,7 @@ from seer.models.base import (
 from seer.models.tokenizer import DEFAULT_WORDS, build_word_tokenizer
 
 if TYPE_CHECKING:  # janus_rollout imports this module
-    from seer.models.janus_rollout import StaticImageRollout
+    from seer.models.janus_rollout import StaticImageRollout, StaticTextRollout
 
 # "user: <image_placeholder> <image_placeholder> question assistant:" (whitespace does not matter to word-level
 # tokenizers; the real Janus-Pro template is kept for its checkpoints).
@@ -204,6 +204,7 @@ class JanusUMM:
         self._janus = model.eval()
         self._peft: PeftModel | None = None  # created by the first add_adapter / load_adapter
         self._rollout: StaticImageRollout | None = None  # created by the first static-engine image generation
+        self._text_rollout: StaticTextRollout | None = None  # and text generation
         self._processor = processor
         self.tokenizer = processor.tokenizer
         self.num_image_tokens: int = tokens
@@ -354,6 +355,22 @@ class JanusUMM:
         self._rollout = engine
 
     @property
+    def text_rollout(self) -> StaticTextRollout:
+        """The static-cache text engine over this model (`seer.models.janus_rollout.StaticTextRollout`), created on
+        first use; ``text_rollout.release()`` frees its cache and graphs."""
+        if self._text_rollout is None:
+            from seer.models.janus_rollout import StaticTextRollout
+
+            tok = self.tokenizer
+            self._text_rollout = StaticTextRollout(self._janus, eos=tok.eos_token_id, pad=tok.pad_token_id)
+        return self._text_rollout
+
+    @text_rollout.setter
+    def text_rollout(self, engine: StaticTextRollout) -> None:
+        """Use another configuration (bucket, attention, compilation)."""
+        self._text_rollout = engine
+
+    @property
     def janus(self) -> JanusForConditionalGeneration:
         """The underlying transformers model (LoRA layers, if any, are injected in it and follow the adapter state)."""
         return self._janus
@@ -398,12 +415,35 @@ class JanusUMM:
         do_sample: bool = True,
         temperature: float = 1.0,
         seeds: Sequence[int] | None = None,
+        engine: str = "auto",
     ) -> TextGeneration:
-        """See `UnifiedModel.generate_text`."""
+        """See `UnifiedModel.generate_text`. ``engine``: ``"reference"`` is the loop below; ``"static"`` is
+        `seer.models.janus_rollout.StaticTextRollout` (static KV cache, CUDA graphs on a GPU), which writes the same
+        tokens from the same seeds up to floating-point rounding; ``"auto"`` is static on CUDA, the loop elsewhere."""
+        if engine not in ("auto", "static", "reference"):
+            raise SeerError(f"engine: expected 'auto', 'static' or 'reference', got {engine!r}")
         batch = self._text_batch(prompts, images)
         mask = batch["attention_mask"]
         size = mask.shape[0]
         uniforms = _uniforms_or_none(seeds, size, max_new_tokens, do_sample, temperature, self.device)
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        if engine == "static" or (engine == "auto" and self.device.type == "cuda"):
+            tokens = self.text_rollout.sample(batch, max_new_tokens=max_new_tokens, uniforms=uniforms,
+                                              temperature=temperature)  # fmt: skip
+            generated = tokens.tolist()
+        else:
+            generated = self._text_loop(batch, uniforms, max_new_tokens, temperature)
+        token_ids = [_cut_after(row, eos) for row in generated]
+        prompt_ids = [ids[m.bool()].tolist() for ids, m in zip(batch["input_ids"], batch["attention_mask"])]
+        texts = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+        return TextGeneration(texts=texts, token_ids=token_ids, prompt_ids=prompt_ids)
+
+    def _text_loop(self, batch: dict[str, torch.Tensor], uniforms: torch.Tensor | None, max_new_tokens: int,
+                   temperature: float) -> list[list[int]]:  # fmt: skip
+        """The reference answer loop (one forward per token, a growing cache): each row's tokens, ``pad`` after its
+        end token, until every row has ended or the budget is spent."""
+        mask = batch["attention_mask"]
+        size = mask.shape[0]
         eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         positions = position_ids(mask)
         cache = DynamicCache(config=self._janus.config.text_config)
@@ -422,11 +462,7 @@ class JanusUMM:
             out = self._janus(
                 input_ids=token[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
             )
-        generated = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(size)]
-        token_ids = [_cut_after(row, eos) for row in generated]
-        prompt_ids = [ids[m.bool()].tolist() for ids, m in zip(batch["input_ids"], batch["attention_mask"])]
-        texts = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
-        return TextGeneration(texts=texts, token_ids=token_ids, prompt_ids=prompt_ids)
+        return torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(size)]
 
     @torch.no_grad()
     def generate_images(

@@ -22,6 +22,13 @@ the same computation with the per-step work captured once:
 On a CPU, or with ``cuda_graphs=False``, the same step runs eagerly; the CPU tests check that path against
 transformers' ``generate`` and the reference loop, and the ``-m gpu`` test checks the graphs against it.
 
+`StaticTextRollout` is the same machinery for text answers (`JanusUMM.generate_text` on a GPU: the judge's answers
+in RLMT, the evaluations): the prefill is the model's multimodal forward (images included), each step reads the
+language-model head and the text embeddings instead of the image ones, finished rows idle on padding, and the loop
+stops early once every row has written its end token (checked every ``check_every`` steps). Prompts are left-padded
+to a multiple of ``bucket`` so that questions of different lengths share one set of graphs. At Janus-Pro-1B shape
+it judges an RLMT step's 128 two-image answers 2.7x faster than the loop (benchmarks/RESULTS.md).
+
 Configurations (Janus-Pro-1B shape, batch 64, bf16, one H200; benchmarks/RESULTS.md has every figure):
 
 - default (the model's SDPA attention, no compilation): 17.9 images/s; the first call of a batch shape, which
@@ -119,6 +126,7 @@ class _Decoder:
     tokens: torch.Tensor  # (B, N) long
     logprobs: torch.Tensor  # (B, N) float32
     lengths: list[int]  # the attention length of each decode step, step 1..N-1
+    finished: torch.Tensor | None = None  # (B,) bool, text only: the row has written its end token
     graphs: dict[int, torch.cuda.CUDAGraph] = field(default_factory=dict)  # by attention length
     pool: Any = None  # the graphs' memory pool
 
@@ -138,21 +146,9 @@ def adapter_fingerprint(module: torch.nn.Module) -> tuple:
     return (None, (), module.training)
 
 
-class StaticImageRollout:
-    """Batched CFG image-token sampler over one ``JanusForConditionalGeneration`` (see the module docstring).
-
-    Args:
-        janus: the model; LoRA layers injected in it (PEFT) are used in whatever state they are at each call.
-        bucket: attention lengths are rounded up to a multiple of this (fewer graphs vs. fewer masked reads).
-        cuda_graphs: capture and replay the decode step (default: when the model is on a CUDA device).
-        compile_step: compile the decode step's layer stack with ``torch.compile`` (fused element-wise kernels)
-            before capturing; ~30-60 s once per batch shape.
-        compile_mode: ``torch.compile``'s ``mode`` (e.g. ``"max-autotune-no-cudagraphs"``: Triton kernels tuned for
-            the step's shapes, a longer compilation); None is its default.
-        attention: transformers' attention implementation for the decode steps; None is the model's own.
-            ``"eager"`` (matmul, softmax, matmul) is deterministic on a GPU, where SDPA's masked bf16 kernel is
-            not, at 7-13% less throughput (benchmarks/RESULTS.md).
-    """
+class _StaticDecoding:
+    """What both engines share: a static cache behind a mask, one decode step through transformers' own layers, and
+    one captured graph per attention length. Subclasses prefill and say what a step emits (`_emit`)."""
 
     def __init__(
         self,
@@ -176,12 +172,10 @@ class StaticImageRollout:
         self.cuda_graphs = device.type == "cuda" if cuda_graphs is None else cuda_graphs
         if self.cuda_graphs and device.type != "cuda":
             raise SeerError(f"cuda_graphs: the model is on {device}, CUDA graphs need a CUDA device")
-        self.num_image_tokens: int = janus.config.vision_config.num_image_tokens
         # Only the layer stack is compiled: Inductor (torch 2.11, CUDA) fails to generate the sampler's cumsum.
         # dynamic=True: the attention length differs per bucket, and one compilation serves them all.
-        self._layers = (
-            torch.compile(self._decode_layers, dynamic=True, mode=compile_mode) if compile_step else self._decode_layers
-        )
+        layers = self._decode_layers
+        self._layers = torch.compile(layers, dynamic=True, mode=compile_mode) if compile_step else layers
         self._decoder: _Decoder | None = None
 
     def release(self) -> None:
@@ -190,83 +184,19 @@ class StaticImageRollout:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    @torch.no_grad()
-    def sample(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        uncond_ids: torch.Tensor | None,
-        *,
-        uniforms: torch.Tensor | None,
-        guidance_scale: float = 5.0,
-        temperature: float = 1.0,
-    ) -> Rollout:
-        """Draw N image tokens per prompt.
+    def _key(self, *settings: Any) -> tuple:
+        """A decoder's key: the call's settings, the adapter state and the weights' addresses (what graphs bake in)."""
+        return (*settings, adapter_fingerprint(self.janus), tuple(p.data_ptr() for p in self.janus.parameters()))
 
-        Args:
-            input_ids: (B, T) prompt ids ending in BOI, left-padded (`JanusUMM.image_prompt_batch`).
-            attention_mask: (B, T) 1 on real tokens.
-            uncond_ids: (B, T) the CFG unconditional prompts (`seer.models.janus.unconditional_ids`), or None for
-                no guidance (one row per sample; ``guidance_scale`` is then ignored).
-            uniforms: (B, N) per-sample uniforms in [0, 1) (`seer.models.janus.seeded_uniforms`); None is greedy.
-            guidance_scale: CFG scale g: logits = uncond + g * (cond - uncond).
-            temperature: softmax temperature of the draws (ignored when greedy).
-
-        Returns:
-            The tokens and their log-probs, in new tensors (the engine's buffers are reused by the next call).
-        """
-        batch, prompt_len = input_ids.shape
-        num_tokens = self.num_image_tokens
-        if uniforms is not None and tuple(uniforms.shape) != (batch, num_tokens):
-            raise SeerError(f"uniforms: expected shape {(batch, num_tokens)}, got {tuple(uniforms.shape)}")
-        guided = uncond_ids is not None
-        sampling = uniforms is not None
-        temperature = float(temperature) if sampling else 1.0
-        key = (
-            batch,
-            prompt_len,
-            guided,
-            float(guidance_scale) if guided else None,
-            sampling,
-            temperature,
-            adapter_fingerprint(self.janus),
-            tuple(p.data_ptr() for p in self.janus.parameters()),
-        )
-        if self._decoder is None or self._decoder.key != key:
-            self._decoder = None  # free the old cache before allocating the new one
-            self._decoder = self._build(key, batch, prompt_len, guided, guidance_scale, sampling, temperature)
-        decoder = self._decoder
-        rows_ids = torch.cat([input_ids, uncond_ids]) if guided else input_ids
-        rows_mask = torch.cat([attention_mask, attention_mask]) if guided else attention_mask
-        if sampling:
-            decoder.uniforms.copy_(uniforms)
-        self._prefill(decoder, rows_ids, rows_mask)
-        for length in decoder.lengths:
-            if self.cuda_graphs:
-                decoder.graphs[length].replay()
-            else:
-                decoder.cache.length = length
-                with self._decode_attention():
-                    self._decode_step(decoder)
-        return Rollout(tokens=decoder.tokens.clone(), logprobs=decoder.logprobs.clone())
-
-    # ---- building and capturing ----
-
-    def _build(
-        self,
-        key: tuple,
-        batch: int,
-        prompt_len: int,
-        guided: bool,
-        guidance_scale: float,
-        sampling: bool,
-        temperature: float,
-    ) -> _Decoder:
+    def _new_decoder(
+        self, key: tuple, batch: int, prompt_len: int, num_tokens: int, *, guided: bool, guidance_scale: float,
+        sampling: bool, temperature: float, text: bool,
+    ) -> _Decoder:  # fmt: skip
+        """Allocate every buffer of one configuration (and capture its graphs on a GPU)."""
         config = self.language_model.config
         weight = self.language_model.embed_tokens.weight
         device, dtype = weight.device, weight.dtype
         rows = 2 * batch if guided else batch
-        num_tokens = self.num_image_tokens
         # One spare position that no step uses: no attention length then equals the buffers' length, which would
         # make torch.compile specialise (and compile a second time) for the last bucket.
         max_len = prompt_len + num_tokens
@@ -302,6 +232,7 @@ class StaticImageRollout:
             tokens=torch.zeros(batch, num_tokens, dtype=torch.long, device=device),
             logprobs=torch.zeros(batch, num_tokens, dtype=torch.float32, device=device),
             lengths=bucket_lengths(prompt_len, num_tokens, self.bucket),
+            finished=torch.zeros(batch, dtype=torch.bool, device=device) if text else None,
         )
         if self.cuda_graphs:
             self._capture(decoder)
@@ -342,20 +273,9 @@ class StaticImageRollout:
         finally:
             config._attn_implementation = saved
 
-    # ---- the computation ----
-
-    def _prefill(self, decoder: _Decoder, rows_ids: torch.Tensor, rows_mask: torch.Tensor) -> None:
-        """Run the prompts as the reference loop does, fill the static cache, draw token 0, set up step 1."""
+    def _load_prefill(self, decoder: _Decoder, cache: DynamicCache, rows_mask: torch.Tensor) -> torch.Tensor:
+        """Copy a prefill's keys and values into the static cache and set up step 1; returns the position ids."""
         prompt_len = decoder.prompt_len
-        positions = position_ids(rows_mask)
-        cache = DynamicCache(config=self.language_model.config)
-        output = self.language_model(
-            inputs_embeds=self.janus.get_input_embeddings()(rows_ids),
-            attention_mask=rows_mask,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-        )
         for layer, (keys, values) in enumerate(zip(decoder.cache.keys, decoder.cache.values)):
             keys[:, :, :prompt_len].copy_(cache.layers[layer].keys)
             values[:, :, :prompt_len].copy_(cache.layers[layer].values)
@@ -363,10 +283,26 @@ class StaticImageRollout:
         hidden_value = torch.finfo(decoder.mask.dtype).min if decoder.mask.dtype.is_floating_point else False
         decoder.mask.fill_(hidden_value)
         decoder.mask[..., :prompt_len].masked_fill_(visible, decoder.allow)
+        positions = position_ids(rows_mask)
         decoder.positions.copy_(positions[:, -1:] + 1)
         decoder.cache.write_index.fill_(prompt_len)
         decoder.step.zero_()
-        self._emit(decoder, output.last_hidden_state[:, -1])
+        return positions
+
+    def _run_steps(self, decoder: _Decoder, check_every: int | None = None) -> int:
+        """Decode steps 1..N-1 (replayed or eager); with ``check_every``, stop once every row is finished. Returns
+        the number of tokens written (the prefill's included)."""
+        finished = decoder.finished
+        for done, length in enumerate(decoder.lengths, start=1):
+            if check_every and finished is not None and done % check_every == 0 and bool(finished.all()):
+                return done
+            if self.cuda_graphs:
+                decoder.graphs[length].replay()
+            else:
+                decoder.cache.length = length
+                with self._decode_attention():
+                    self._decode_step(decoder)
+        return len(decoder.lengths) + 1
 
     def _decode_step(self, decoder: _Decoder) -> None:
         """One token per row through the decoder layers at ``decoder.cache.length``; then draw the next token."""
@@ -394,6 +330,93 @@ class StaticImageRollout:
         return lm.norm(hidden)[:, -1]
 
     def _emit(self, decoder: _Decoder, hidden: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+class StaticImageRollout(_StaticDecoding):
+    """Batched CFG image-token sampler over one ``JanusForConditionalGeneration`` (see the module docstring).
+
+    Args:
+        janus: the model; LoRA layers injected in it (PEFT) are used in whatever state they are at each call.
+        bucket: attention lengths are rounded up to a multiple of this (fewer graphs vs. fewer masked reads).
+        cuda_graphs: capture and replay the decode step (default: when the model is on a CUDA device).
+        compile_step: compile the decode step's layer stack with ``torch.compile`` (fused element-wise kernels)
+            before capturing; ~30-60 s once per batch shape.
+        compile_mode: ``torch.compile``'s ``mode`` (e.g. ``"max-autotune-no-cudagraphs"``: Triton kernels tuned for
+            the step's shapes, a longer compilation); None is its default.
+        attention: transformers' attention implementation for the decode steps; None is the model's own.
+            ``"eager"`` (matmul, softmax, matmul) is deterministic on a GPU, where SDPA's masked bf16 kernel is
+            not, at 7-13% less throughput (benchmarks/RESULTS.md).
+    """
+
+    def __init__(self, janus: JanusForConditionalGeneration, **kwargs: Any) -> None:
+        super().__init__(janus, **kwargs)
+        self.num_image_tokens: int = janus.config.vision_config.num_image_tokens
+
+    @torch.no_grad()
+    def sample(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        uncond_ids: torch.Tensor | None,
+        *,
+        uniforms: torch.Tensor | None,
+        guidance_scale: float = 5.0,
+        temperature: float = 1.0,
+    ) -> Rollout:
+        """Draw N image tokens per prompt.
+
+        Args:
+            input_ids: (B, T) prompt ids ending in BOI, left-padded (`JanusUMM.image_prompt_batch`).
+            attention_mask: (B, T) 1 on real tokens.
+            uncond_ids: (B, T) the CFG unconditional prompts (`seer.models.janus.unconditional_ids`), or None for
+                no guidance (one row per sample; ``guidance_scale`` is then ignored).
+            uniforms: (B, N) per-sample uniforms in [0, 1) (`seer.models.janus.seeded_uniforms`); None is greedy.
+            guidance_scale: CFG scale g: logits = uncond + g * (cond - uncond).
+            temperature: softmax temperature of the draws (ignored when greedy).
+
+        Returns:
+            The tokens and their log-probs, in new tensors (the engine's buffers are reused by the next call).
+        """
+        batch, prompt_len = input_ids.shape
+        num_tokens = self.num_image_tokens
+        if uniforms is not None and tuple(uniforms.shape) != (batch, num_tokens):
+            raise SeerError(f"uniforms: expected shape {(batch, num_tokens)}, got {tuple(uniforms.shape)}")
+        guided = uncond_ids is not None
+        sampling = uniforms is not None
+        temperature = float(temperature) if sampling else 1.0
+        key = self._key(batch, prompt_len, guided, float(guidance_scale) if guided else None, sampling, temperature)
+        if self._decoder is None or self._decoder.key != key:
+            self._decoder = None  # free the old cache before allocating the new one
+            self._decoder = self._new_decoder(
+                key, batch, prompt_len, num_tokens, guided=guided, guidance_scale=guidance_scale, sampling=sampling,
+                temperature=temperature, text=False,
+            )  # fmt: skip
+        decoder = self._decoder
+        rows_ids = torch.cat([input_ids, uncond_ids]) if guided else input_ids
+        rows_mask = torch.cat([attention_mask, attention_mask]) if guided else attention_mask
+        if sampling:
+            decoder.uniforms.copy_(uniforms)
+        self._prefill(decoder, rows_ids, rows_mask)
+        self._run_steps(decoder)
+        return Rollout(tokens=decoder.tokens.clone(), logprobs=decoder.logprobs.clone())
+
+    # ---- the computation ----
+
+    def _prefill(self, decoder: _Decoder, rows_ids: torch.Tensor, rows_mask: torch.Tensor) -> None:
+        """Run the prompts as the reference loop does, fill the static cache, draw token 0, set up step 1."""
+        cache = DynamicCache(config=self.language_model.config)
+        output = self.language_model(
+            inputs_embeds=self.janus.get_input_embeddings()(rows_ids),
+            attention_mask=rows_mask,
+            position_ids=position_ids(rows_mask),
+            cache=cache,
+            use_cache=True,
+        )
+        self._load_prefill(decoder, cache, rows_mask)
+        self._emit(decoder, output.last_hidden_state[:, -1])
+
+    def _emit(self, decoder: _Decoder, hidden: torch.Tensor) -> None:
         """From the last hidden state (R, H): guided logits, the draw, its log-prob, and the next step's input."""
         logits = self.janus.model.generation_head(hidden).float()  # (R, K)
         if decoder.guided:
@@ -406,4 +429,92 @@ class StaticImageRollout:
         decoder.logprobs.index_copy_(1, decoder.step, logprobs.gather(-1, token[:, None]))
         rows = token.repeat(2) if decoder.guided else token  # both CFG rows continue with the drawn token
         decoder.embeds.copy_(self.janus.prepare_embeddings_for_image_generation(rows[:, None]))
+        decoder.step.add_(1)
+
+
+class StaticTextRollout(_StaticDecoding):
+    """Batched text answers over one ``JanusForConditionalGeneration``, with or without images in the prompts (see
+    the module docstring); `JanusUMM.generate_text`'s loop with a static cache and, on a GPU, captured steps.
+
+    Args:
+        janus: the model; LoRA layers injected in it (PEFT) are used in whatever state they are at each call.
+        eos, pad: the end token (a row that wrote it is finished) and the token finished rows write.
+        check_every: steps between two checks whether every row has finished (each check waits for the GPU).
+        **kwargs: as `StaticImageRollout`'s (bucket, cuda_graphs, compile_step, compile_mode, attention).
+    """
+
+    def __init__(self, janus: JanusForConditionalGeneration, *, eos: int, pad: int, check_every: int = 8,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(janus, **kwargs)
+        if check_every < 1:
+            raise SeerError(f"check_every: expected >= 1, got {check_every}")
+        self.eos, self.pad, self.check_every = eos, pad, check_every
+
+    @torch.no_grad()
+    def sample(
+        self,
+        batch: dict[str, torch.Tensor],
+        *,
+        max_new_tokens: int,
+        uniforms: torch.Tensor | None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
+        """Up to ``max_new_tokens`` tokens per prompt.
+
+        Args:
+            batch: the processor's left-padded ``input_ids`` and ``attention_mask`` (B, T), and ``pixel_values`` of
+                the prompts' images, if any (`JanusUMM._text_batch`).
+            max_new_tokens: the token budget N.
+            uniforms: (B, N) per-sample uniforms (`seer.models.janus.seeded_uniforms`); None is greedy.
+            temperature: softmax temperature of the draws (ignored when greedy).
+
+        Returns:
+            (B, n) token ids, n <= N: the loop stops once every row has written ``eos`` (then later tokens of a row
+            are ``pad``), as `JanusUMM.generate_text`'s does, up to ``check_every`` - 1 steps later.
+        """
+        input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+        size = input_ids.shape[0]
+        if uniforms is not None and tuple(uniforms.shape) != (size, max_new_tokens):
+            raise SeerError(f"uniforms: expected shape {(size, max_new_tokens)}, got {tuple(uniforms.shape)}")
+        # Left-pad to a multiple of the bucket: questions of different lengths then share one decoder.
+        extra = -input_ids.shape[1] % self.bucket
+        input_ids = torch.nn.functional.pad(input_ids, (extra, 0), value=self.pad)
+        attention_mask = torch.nn.functional.pad(attention_mask, (extra, 0), value=0)
+        prompt_len = input_ids.shape[1]
+        sampling = uniforms is not None
+        temperature = float(temperature) if sampling else 1.0
+        key = self._key(size, prompt_len, max_new_tokens, sampling, temperature)
+        if self._decoder is None or self._decoder.key != key:
+            self._decoder = None  # free the old cache before allocating the new one
+            self._decoder = self._new_decoder(
+                key, size, prompt_len, max_new_tokens, guided=False, guidance_scale=1.0, sampling=sampling,
+                temperature=temperature, text=True,
+            )  # fmt: skip
+        decoder = self._decoder
+        if sampling:
+            decoder.uniforms.copy_(uniforms)
+        cache = DynamicCache(config=self.language_model.config)
+        images = {"pixel_values": batch["pixel_values"]} if "pixel_values" in batch else {}
+        output = self.janus(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+            cache=cache, use_cache=True, logits_to_keep=1, **images,
+        )  # fmt: skip
+        self._load_prefill(decoder, cache, attention_mask)
+        assert decoder.finished is not None
+        decoder.finished.zero_()
+        self._emit_logits(decoder, output.logits[:, -1])
+        written = self._run_steps(decoder, self.check_every)
+        return decoder.tokens[:, :written].clone()
+
+    def _emit(self, decoder: _Decoder, hidden: torch.Tensor) -> None:
+        self._emit_logits(decoder, self.janus.lm_head(hidden))
+
+    def _emit_logits(self, decoder: _Decoder, logits: torch.Tensor) -> None:
+        """From the last position's logits (B, V): the draw (``pad`` for finished rows), and the next step's input."""
+        assert decoder.finished is not None
+        uniforms = decoder.uniforms.index_select(1, decoder.step).squeeze(1) if decoder.sampling else None
+        token = sample_tokens(logits, uniforms, decoder.temperature).masked_fill(decoder.finished, self.pad)
+        decoder.tokens.index_copy_(1, decoder.step, token[:, None])
+        decoder.finished.logical_or_(token == self.eos)
+        decoder.embeds.copy_(self.janus.get_input_embeddings()(token[:, None]))
         decoder.step.add_(1)
