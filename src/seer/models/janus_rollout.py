@@ -273,8 +273,8 @@ class _StaticDecoding:
         finally:
             config._attn_implementation = saved
 
-    def _load_prefill(self, decoder: _Decoder, cache: DynamicCache, rows_mask: torch.Tensor) -> torch.Tensor:
-        """Copy a prefill's keys and values into the static cache and set up step 1; returns the position ids."""
+    def _load_prefill(self, decoder: _Decoder, cache: DynamicCache, rows_mask: torch.Tensor) -> None:
+        """Copy a prefill's keys and values into the static cache and set up step 1."""
         prompt_len = decoder.prompt_len
         for layer, (keys, values) in enumerate(zip(decoder.cache.keys, decoder.cache.values)):
             keys[:, :, :prompt_len].copy_(cache.layers[layer].keys)
@@ -283,11 +283,9 @@ class _StaticDecoding:
         hidden_value = torch.finfo(decoder.mask.dtype).min if decoder.mask.dtype.is_floating_point else False
         decoder.mask.fill_(hidden_value)
         decoder.mask[..., :prompt_len].masked_fill_(visible, decoder.allow)
-        positions = position_ids(rows_mask)
-        decoder.positions.copy_(positions[:, -1:] + 1)
+        decoder.positions.copy_(position_ids(rows_mask)[:, -1:] + 1)
         decoder.cache.write_index.fill_(prompt_len)
         decoder.step.zero_()
-        return positions
 
     def _run_steps(self, decoder: _Decoder, check_every: int | None = None) -> int:
         """Decode steps 1..N-1 (replayed or eager); with ``check_every``, stop once every row is finished. Returns
