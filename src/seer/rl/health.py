@@ -229,9 +229,11 @@ class RewardHealthMonitor(TrainerCallback):
 class JudgeHealthMonitor(TrainerCallback):
     """Watches a model judge (RLMT's evaluator) through the step's logged metrics; warns, or stops, when it fails.
 
-    Two alarms, each a step whose logs show it (steps without the metric are not counted):
+    Three alarms, each a step whose logs show it (steps without the metric are not counted):
     - ``fidelity/agreement`` (judge-oracle agreement on the pairs the oracle decides) below `min_agreement`: the
       policy may be gaming the judge, or the judge is wrong;
+    - ``fidelity/judge_prefers_failing`` (of the sampled rollouts the oracle fails, the fraction the judge rewards
+      above 0.5) above `max_prefers_failing`: the same, seen when no pair is decisive;
     - ``rlmt/judge_no_answer`` (fraction of judge answers that never reached ``<answer>``) at or above
       `max_no_answer` (1.0: every answer malformed): the reward then carries no judgement.
 
@@ -239,10 +241,12 @@ class JudgeHealthMonitor(TrainerCallback):
     (``stop_message`` says why; the caller exits 1, as for bad rewards).
     """
 
-    def __init__(self, min_agreement: float | None, max_no_answer: float | None, stop: bool, patience: int) -> None:
+    def __init__(self, min_agreement: float | None, max_no_answer: float | None, stop: bool, patience: int,
+                 max_prefers_failing: float | None = None) -> None:  # fmt: skip
         if patience < 1:
             raise ValueError(f"patience: expected >= 1, got {patience}")
         self.min_agreement, self.max_no_answer = min_agreement, max_no_answer
+        self.max_prefers_failing = max_prefers_failing
         self.stop, self.patience = stop, patience
         self.alarms_in_a_row = 0
         self.stop_message: str | None = None
@@ -252,6 +256,10 @@ class JudgeHealthMonitor(TrainerCallback):
         agreement, no_answer = logs.get("fidelity/agreement"), logs.get("rlmt/judge_no_answer")
         if self.min_agreement is not None and agreement is not None and agreement < self.min_agreement:
             return f"judge-oracle agreement {agreement:.3f} < min_agreement {self.min_agreement}"
+        fooled, limit = logs.get("fidelity/judge_prefers_failing"), self.max_prefers_failing
+        if limit is not None and fooled is not None and fooled > limit:
+            return f"the judge preferred {fooled:.0%} of the rollouts the oracle fails (max_judge_prefers_failing " \
+                   f"{limit})"  # fmt: skip
         if self.max_no_answer is not None and no_answer is not None and no_answer >= self.max_no_answer:
             return f"{no_answer:.0%} of the judge's answers never reached <answer> (max_judge_no_answer " \
                    f"{self.max_no_answer})"  # fmt: skip

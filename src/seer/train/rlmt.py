@@ -87,7 +87,8 @@ from seer.rl.rewards import completion_text
 STATE_FILE, METRICS_FILE, RESULTS_FILE, CONFIG_FILE = "rlmt.json", "metrics.jsonl", "results.json", "config.yaml"
 # Keys that may differ between an interrupted run and its --resume (they do not change what is trained).
 RESUMABLE_CHANGES = ("resume", "overwrite", "output_dir", "device", "judge_batch_size", "image_batch_size",
-                     "sample_every", "min_agreement", "max_judge_no_answer", "judge_health_action",
+                     "sample_every", "min_agreement", "max_judge_prefers_failing", "max_judge_no_answer",
+                     "judge_health_action",
                      "judge_health_patience", "constant_reward_action", "max_nonfinite_steps")  # fmt: skip
 # The RLVR run's keys the judge needs (its question, exactly as it was trained on it).
 JUDGE_KEYS = ("prompt_question", "instruction_question", "answer_suffix", "system_prompt", "max_completion_length")
@@ -193,6 +194,11 @@ class RLMTArgs:
         default=None,
         metadata={"help": "Judge health: warn (or stop) when a step's fidelity/agreement is below this; null: off."},
     )
+    max_judge_prefers_failing: float | None = field(
+        default=None,
+        metadata={"help": "Judge health: warn (or stop) when a step's fidelity/judge_prefers_failing (the judge "
+                          "rewards above 0.5 rollouts the oracle fails) is above this; null: off."},
+    )  # fmt: skip
     max_judge_no_answer: float | None = field(
         default=1.0,
         metadata={"help": "Judge health: warn (or stop) when this fraction of judge answers is malformed; null: off."},
@@ -236,7 +242,7 @@ class RLMTArgs:
             raise ValueError(f"beta / epsilon: expected beta >= 0 and epsilon > 0, got {self.beta} / {self.epsilon}")
         if self.descriptor_grammar not in GRAMMARS:
             raise ValueError(f"descriptor_grammar: expected one of {list(GRAMMARS)}, got {self.descriptor_grammar!r}")
-        for name in ("min_agreement", "max_judge_no_answer"):
+        for name in ("min_agreement", "max_judge_prefers_failing", "max_judge_no_answer"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: expected a fraction in [0, 1] or null, got {value}")
@@ -628,7 +634,8 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
     health = RewardHealthMonitor(tap, [1.0], args.num_generations, args.max_bad_reward_steps,
                                  constant_action=args.constant_reward_action)  # fmt: skip
     judge_health = JudgeHealthMonitor(args.min_agreement, args.max_judge_no_answer,
-                                      stop=args.judge_health_action == "stop", patience=args.judge_health_patience)
+                                      stop=args.judge_health_action == "stop", patience=args.judge_health_patience,
+                                      max_prefers_failing=args.max_judge_prefers_failing)  # fmt: skip
     callbacks: list[TrainerCallback] = [
         health,
         judge_health,
