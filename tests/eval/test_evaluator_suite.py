@@ -5,7 +5,7 @@ import yaml
 
 from seer.cli import main
 from seer.errors import SeerError
-from seer.eval.evaluator_suite import figures_of, load_rlvr_run, summary_lines_of
+from seer.eval.evaluator_suite import figures_of, load_rlvr_run, retained, summary_lines_of
 from seer.train.rlvr import RLVRArgs
 
 
@@ -55,3 +55,9 @@ def test_cli_evaluator_suite_without_a_run_is_a_one_line_error(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "config.yaml: file not found" in err[0]
     assert not (tmp_path / "out").exists()  # nothing written before the input was checked
+
+
+def test_retention_allows_one_point_and_not_more():
+    # 98 of 100 against 99 of 100 is one point below (float: -0.010000000000000009); 97 of 100 is two
+    assert retained(0.99, 0.98) and retained(1.0, 0.99) and retained(0.5, 0.9)
+    assert not retained(0.99, 0.97) and not retained(1.0, 0.989)

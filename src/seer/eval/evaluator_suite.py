@@ -109,9 +109,15 @@ def retention(model: Any, args: Any, role: str = EVALUATOR) -> dict[str, dict[st
         with model.use_adapter(role):
             trained = measure().value
         out[f"retained_{name}"] = {
-            "base": base, "trained": trained, "delta": trained - base, "passed": trained - base >= RETENTION_BOUND
+            "base": base, "trained": trained, "delta": trained - base, "passed": retained(base, trained)
         }  # fmt: skip
     return out
+
+
+def retained(base: float, trained: float) -> bool:
+    """Whether `trained` is at most one point below `base` (`RETENTION_BOUND`). Rounded to 1e-9 first: 0.98 - 0.99 is
+    -0.010000000000000009 in floating point, which is one point, not more."""
+    return round(trained - base, 9) >= RETENTION_BOUND
 
 
 def figures_of(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
