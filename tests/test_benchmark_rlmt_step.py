@@ -63,7 +63,8 @@ def test_two_processes_split_each_step_between_them(tmp_path):
     """Under torchrun (a gloo group on the CPU, as accelerate launch makes one per GPU) each process keeps the
     one-process share: the step holds twice the items, and each process's reward sees half of its completions."""
     out = tmp_path / "step.json"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(SCRIPT),
+    # --standalone: a rendezvous on a free local port (no fixed port to collide on, nothing off the machine)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(SCRIPT),
                "--shape", "shapeworld-tiny", "--prompts", "2", "--generations", "2", "--policy_tokens", "8",
                "--judge_tokens", "8", "--warmup", "0", "--out", str(out)]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
