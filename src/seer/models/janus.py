@@ -426,14 +426,13 @@ class JanusUMM:
         mask = batch["attention_mask"]
         size = mask.shape[0]
         uniforms = _uniforms_or_none(seeds, size, max_new_tokens, do_sample, temperature, self.device)
-        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
         if engine == "static" or (engine == "auto" and self.device.type == "cuda"):
             tokens = self.text_rollout.sample(batch, max_new_tokens=max_new_tokens, uniforms=uniforms,
                                               temperature=temperature)  # fmt: skip
             generated = tokens.tolist()
         else:
             generated = self._text_loop(batch, uniforms, max_new_tokens, temperature)
-        token_ids = [_cut_after(row, eos) for row in generated]
+        token_ids = [_cut_after(row, self.tokenizer.eos_token_id) for row in generated]
         prompt_ids = [ids[m.bool()].tolist() for ids, m in zip(batch["input_ids"], batch["attention_mask"])]
         texts = self.tokenizer.batch_decode(token_ids, skip_special_tokens=True)
         return TextGeneration(texts=texts, token_ids=token_ids, prompt_ids=prompt_ids)

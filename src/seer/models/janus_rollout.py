@@ -184,9 +184,18 @@ class _StaticDecoding:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def _key(self, *settings: Any) -> tuple:
-        """A decoder's key: the call's settings, the adapter state and the weights' addresses (what graphs bake in)."""
-        return (*settings, adapter_fingerprint(self.janus), tuple(p.data_ptr() for p in self.janus.parameters()))
+    def _decoder_for(self, extra_key: tuple, batch: int, prompt_len: int, num_tokens: int, *, sampling: bool,
+                     temperature: float, **settings: Any) -> _Decoder:  # fmt: skip
+        """The decoder of this call: the last one if its key matches, else a new one (the old cache freed first).
+        The key is everything a captured graph bakes in: shapes, ``extra_key`` (the engine's own settings), the
+        sampling settings, the adapter state and the weights' addresses."""
+        key = (batch, prompt_len, num_tokens, *extra_key, sampling, temperature, adapter_fingerprint(self.janus),
+               tuple(p.data_ptr() for p in self.janus.parameters()))  # fmt: skip
+        if self._decoder is None or self._decoder.key != key:
+            self._decoder = None  # free the old cache before allocating the new one
+            self._decoder = self._new_decoder(key, batch, prompt_len, num_tokens, sampling=sampling,
+                                              temperature=temperature, **settings)  # fmt: skip
+        return self._decoder
 
     def _new_decoder(
         self, key: tuple, batch: int, prompt_len: int, num_tokens: int, *, guided: bool, guidance_scale: float,
@@ -383,14 +392,10 @@ class StaticImageRollout(_StaticDecoding):
         guided = uncond_ids is not None
         sampling = uniforms is not None
         temperature = float(temperature) if sampling else 1.0
-        key = self._key(batch, prompt_len, guided, float(guidance_scale) if guided else None, sampling, temperature)
-        if self._decoder is None or self._decoder.key != key:
-            self._decoder = None  # free the old cache before allocating the new one
-            self._decoder = self._new_decoder(
-                key, batch, prompt_len, num_tokens, guided=guided, guidance_scale=guidance_scale, sampling=sampling,
-                temperature=temperature, text=False,
-            )  # fmt: skip
-        decoder = self._decoder
+        decoder = self._decoder_for(
+            (guided, float(guidance_scale) if guided else None), batch, prompt_len, num_tokens, guided=guided,
+            guidance_scale=guidance_scale, sampling=sampling, temperature=temperature, text=False,
+        )  # fmt: skip
         rows_ids = torch.cat([input_ids, uncond_ids]) if guided else input_ids
         rows_mask = torch.cat([attention_mask, attention_mask]) if guided else attention_mask
         if sampling:
@@ -481,14 +486,10 @@ class StaticTextRollout(_StaticDecoding):
         prompt_len = input_ids.shape[1]
         sampling = uniforms is not None
         temperature = float(temperature) if sampling else 1.0
-        key = self._key(size, prompt_len, max_new_tokens, sampling, temperature)
-        if self._decoder is None or self._decoder.key != key:
-            self._decoder = None  # free the old cache before allocating the new one
-            self._decoder = self._new_decoder(
-                key, size, prompt_len, max_new_tokens, guided=False, guidance_scale=1.0, sampling=sampling,
-                temperature=temperature, text=True,
-            )  # fmt: skip
-        decoder = self._decoder
+        decoder = self._decoder_for(
+            (), size, prompt_len, max_new_tokens, guided=False, guidance_scale=1.0, sampling=sampling,
+            temperature=temperature, text=True,
+        )  # fmt: skip
         if sampling:
             decoder.uniforms.copy_(uniforms)
         cache = DynamicCache(config=self.language_model.config)
