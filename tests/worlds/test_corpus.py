@@ -186,13 +186,21 @@ def test_knowledge_answers_state_the_definition(examples):
     assert any(parse_answer(t)[0] == icy.definition for p, t in turns if not p.startswith("rewrite"))
 
 
-def test_rewrites_mostly_keep_the_scene_and_otherwise_change_one_attribute(examples):
-    same = changed = 0
+def rewrite_turns(examples):
+    """(source scene, constraint or None, think, output scene) of every rewrite turn."""
     for prompt, target in (t for e in examples for t in ((e.prompt, e.target), *e.context)):
         if not prompt.startswith("rewrite the prompt : "):
             continue
-        source = parse(prompt[len("rewrite the prompt : ") :])
-        out = parse(parse_answer(target)[1])
+        body, _, constraint = prompt[len("rewrite the prompt : ") :].partition(" . use : ")
+        think, descriptor = parse_answer(target)
+        yield parse(body), constraint or None, think, parse(descriptor)
+
+
+def test_plain_rewrites_mostly_keep_the_scene_and_otherwise_change_one_attribute(examples):
+    same = changed = 0
+    for source, constraint, _, out in rewrite_turns(examples):
+        if constraint is not None:
+            continue
         if out == source:
             same += 1
         else:
@@ -204,6 +212,54 @@ def test_rewrites_mostly_keep_the_scene_and_otherwise_change_one_attribute(examp
                 a.background == b.background and len(diff_objects) == 2
             )
     assert 0.7 < same / (same + changed) < 0.9
+
+
+def colour_list(text):
+    """["white", "pink", "green"] of "white, pink and green" or "white, pink or green"."""
+    return text.replace(" and ", ", ").replace(" or ", ", ").split(", ")
+
+
+def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
+    """Colour constraints are checked by hand from their text; every other kind must be an `id` concept's
+    definition, met by the output (`scene_has_concept`, the oracle's check), and no `ood` concept's constraint
+    is ever asked for."""
+    def literal(definition):  # "icy means white, cyan and blue" / "a tree is a green triangle and ..."
+        return definition.split(" means ", 1)[1] if " means " in definition else definition.split(" is ", 1)[1]
+
+    ood = {literal(c.definition) for c in LEXICON if c.split == "ood"}
+    id_constraints = {literal(c.definition): c for c in LEXICON if c.split == "id"}
+    kinds = collections.Counter()
+    for source, constraint, think, out in rewrite_turns(examples):
+        if constraint is None:
+            continue
+        assert think == constraint
+        assert constraint.split(" for the ")[0] not in ood
+        background = re.fullmatch(r"an? (.+) background", constraint)
+        both = re.fullmatch(r"an? (.+) background with (.+) shapes", constraint)
+        palette = re.fullmatch(r"[a-z]+(, [a-z]+)* and [a-z]+", constraint)
+        if both:
+            kinds["background and shapes"] += 1
+            assert out.background in colour_list(both.group(1))
+            assert all(o.color in colour_list(both.group(2)) for o in out.objects)
+        elif background:
+            kinds["background"] += 1
+            assert out.background in colour_list(background.group(1)) and out.objects == source.objects
+        elif palette:
+            kinds["palette"] += 1
+            assert {out.background} | {o.color for o in out.objects} <= set(colour_list(constraint))
+            assert [(o.shape, o.size, o.pos) for o in out.objects] == [(o.shape, o.size, o.pos) for o in source.objects]
+        elif "stacked from top to bottom" in constraint or "in a row from left to right" in constraint:
+            kinds["built object"] += 1
+            parts_text, subject = re.fullmatch(r"(.+) (?:stacked from|in a row from) .+ for the (\w+)", constraint).groups()
+            parts = [p.split()[-2:] for p in parts_text.replace(" and ", ", ").split(", ")]  # [colour, shape]
+            kept = [o for o in source.objects if o.shape != subject]
+            assert set(kept) <= set(out.objects) and len(out.objects) == len(kept) + len(parts)
+            assert sorted([o.color, o.shape] for o in set(out.objects) - set(kept)) == sorted(parts)
+        else:
+            kinds["id concept"] += 1
+            concept = id_constraints[constraint.split(" for the ")[0]]
+            assert scene_has_concept(out, concept), (constraint, out)
+    assert min(kinds.values()) >= 5 and len(kinds) == 5, kinds
 
 
 def test_task_mixture_and_determinism():

@@ -17,11 +17,12 @@ A rule says three things, used by `items.py` (spec and gold elaboration) and `ta
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from seer.worlds.shapeworld.spec import LINES, check, constraint, make_spec
-from seer.worlds.shapeworld.scene import SHAPES, Obj, Scene
+from seer.worlds.shapeworld.scene import COLORS, SHAPES, Obj, Scene
 
 CATEGORIES: tuple[str, ...] = ("palette", "atmosphere", "transformation", "quantity", "composition", "compound")
 SPLITS: tuple[str, ...] = ("id", "ood")
@@ -606,6 +607,54 @@ def qa_pairs(concept: Concept) -> list[tuple[str, str]]:
 def phrasing_texts(concept: Concept) -> list[str]:
     """Every phrasing with "{shape}" filled by each shape (for building a vocabulary)."""
     return sorted({p.format(shape=shape) for p in concept.phrasings for shape in SHAPES})
+
+
+def constraint_text(concept: Concept) -> str:
+    """The literal half of a concept's definition: "white, cyan and blue" of "icy means white, cyan and blue"."""
+    for sep in (" means ", " is "):
+        if sep in concept.definition:
+            return concept.definition.split(sep, 1)[1]
+    raise ValueError(f"{concept.name}: definition {concept.definition!r} has no ' means ' or ' is '")
+
+
+def _rule_key(rule: Rule) -> Any:
+    # Colour sets compare as sets: "white, cyan and blue" is the same constraint as "blue, white and cyan".
+    if isinstance(rule, Colours):
+        return ("colours", frozenset(rule.background), frozenset(rule.objects))
+    return rule
+
+
+def _random_colours(rng: random.Random, n: int) -> tuple[str, ...]:
+    return tuple(rng.sample(list(COLORS), n))
+
+
+def random_literal_concept(rng: random.Random) -> Concept:
+    """A nameless constraint for the pre-training corpus's literal rewrites ("use : white, pink and green").
+
+    Colour rules (palette, background, background plus shape colours) and objects built from shapes get random
+    parameters; the other rules (layouts, counts, symmetry, contrast) are those of the `id` concepts. Never the
+    rule of an `ood` concept, so an out-of-distribution concept's literal meaning is only ever met in its
+    definition, never as something to draw."""
+    ood = {_rule_key(c.rule) for c in LEXICON if c.split == "ood"}
+    structural = [c for c in LEXICON if c.split == "id" and not isinstance(c.rule, (Colours, Composite))]
+    while True:
+        kind = rng.choice(("palette", "atmosphere", "colours", "composite", "structural"))
+        if kind == "palette":
+            concept = _palette("it", "id", _random_colours(rng, 3), ())
+        elif kind == "atmosphere":
+            concept = _atmosphere("it", "id", _random_colours(rng, rng.choice((1, 2))), ())
+        elif kind == "colours":
+            background, shapes = _random_colours(rng, 2), _random_colours(rng, 3)
+            concept = _concept("it", "compound", "id", Colours(background, shapes), (),
+                               f"it means {_a(_or(background))} background with {_or(shapes)} shapes", (),
+                               "", "", "")  # fmt: skip
+        elif kind == "composite":
+            parts = tuple(Part(rng.choice(SHAPES), rng.choice(list(COLORS))) for _ in range(rng.choice((2, 3))))
+            concept = _composite("it", "id", parts, rng.choice(("vertical", "vertical", "horizontal")), ())
+        else:
+            concept = rng.choice(structural)
+        if _rule_key(concept.rule) not in ood:
+            return concept
 
 
 def scene_has_concept(scene: Scene, concept: Concept) -> bool:

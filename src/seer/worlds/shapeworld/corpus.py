@@ -25,6 +25,12 @@ The tasks, each a generator of `Example`s:
 - ``rewrite``: "rewrite the prompt : <literal>" -> a paraphrase (objects reordered) in the answer format;
   some rewrites change one attribute at random, which keeps sampling entropy for RL to explore, and some
   think blocks recall a concept the scene happens to show ("recall, then use" without any instruction).
+  Half the rewrites carry a *literal* constraint ("rewrite the prompt : <literal> . use : white, pink and
+  green"), restated in the think block and applied by the world's gold editor: the instruction-following habit
+  of an instruction-tuned base model, with constraints the generator already understands (random colour sets
+  and built objects, the layouts and counts of `id` concepts; never an `ood` concept's). Which literal
+  constraint a *concept* asks for is what the model only knows through understanding, and what RLMT teaches it
+  to use (`concepts.random_literal_concept`).
 
 Text-only examples are packed into documents of 1-3 turns, so each fact is also seen after unrelated
 context (a pilot found facts learned in a single QA frame could not be recalled in the RL prompt).
@@ -32,24 +38,33 @@ context (a pilot found facts learned in a single QA frame could not be recalled 
 
 from __future__ import annotations
 
+import collections
 import random
 from dataclasses import dataclass, field
 
 from seer.formats import ANSWER_OPEN, FORMAT_WORDS, format_answer
-from seer.worlds.shapeworld.concepts import LEXICON, Concept, qa_pairs, scene_has_concept, vocabulary
+from seer.worlds.shapeworld.concepts import (
+    LEXICON,
+    Concept,
+    constraint_text,
+    qa_pairs,
+    random_literal_concept,
+    scene_has_concept,
+    vocabulary,
+)
 from seer.worlds.shapeworld.grammar import describe, describe_object
 from seer.worlds.shapeworld.items import elaborate, perturb_scene
 from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene, random_scene
 
 # Task mixture of one pre-training step (fractions of examples). t2i dominates: it is the hardest to learn.
 TASK_WEIGHTS: dict[str, float] = {
-    "t2i": 0.40,
+    "t2i": 0.36,
     "caption": 0.04,
     "vqa": 0.15,
     "two_images": 0.15,
     "knowledge": 0.08,
     "concept_vqa": 0.10,
-    "rewrite": 0.08,
+    "rewrite": 0.12,
 }
 IMAGE_TASKS = ("caption", "vqa", "concept_vqa", "two_images")  # tasks with images in the user's turn
 TEXT_TASKS = ("knowledge", "rewrite")  # packed into multi-turn documents
@@ -61,6 +76,8 @@ MAX_DOC_TURNS = 3
 PROMPT_QUESTIONS = ("does the {image} show {prompt} ?", "does the {image} match the prompt ? prompt : {prompt}")
 PROMPT_CONTEXT_RATE = 0.5  # concept questions about one of two images that quote the image's prompt
 REWRITE_EDIT_RATE = 0.2  # rewrites that change one attribute (sampling entropy for RL)
+CONSTRAINED_REWRITE_RATE = 0.5  # rewrites under a literal constraint
+CONSTRAINT_SUFFIX = " . use : {constraint}"
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
 
 
@@ -301,11 +318,38 @@ def _rewrite_turn(rng: random.Random) -> tuple[str, str]:
     return prompt, format_answer(think, shuffled_text(output, rng))
 
 
+def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
+    """ "rewrite the prompt : P . use : <literal constraint> [for the <shape>]" -> the constraint restated in the
+    think block, and P minimally edited to meet it. A constraint about one object names it by its shape, which is
+    unique in the prompt (as VIE items name their subject)."""
+    while True:
+        concept = random_literal_concept(rng)
+        prompt = random_scene(rng, max_objects=3)
+        subject = None
+        if concept.rule.subject_based:
+            counts = collections.Counter(o.shape for o in prompt.objects)
+            subject = rng.choice([o for o in prompt.objects if counts[o.shape] == 1] or [None])
+            if subject is None:
+                continue
+        edited = elaborate(prompt, subject, [concept], rng)
+        if edited is not None and scene_has_concept(edited, concept):
+            break
+    constraint = constraint_text(concept) + (f" for the {subject.shape}" if subject else "")
+    text = shuffled_text(prompt, rng) if rng.random() < 0.5 else describe(prompt)
+    question = REWRITE_QUESTION.format(prompt=text) + CONSTRAINT_SUFFIX.format(constraint=constraint)
+    return question, format_answer(constraint, shuffled_text(edited, rng))
+
+
 def _text_document(task: str, rng: random.Random) -> Example:
     turns = []
     for _ in range(rng.randint(1, MAX_DOC_TURNS)):
         kind = task if not turns else rng.choice(TEXT_TASKS)
-        turns.append(_knowledge_turn(rng.choice(LEXICON), rng) if kind == "knowledge" else _rewrite_turn(rng))
+        if kind == "knowledge":
+            turns.append(_knowledge_turn(rng.choice(LEXICON), rng))
+        elif rng.random() < CONSTRAINED_REWRITE_RATE:
+            turns.append(_constrained_rewrite_turn(rng))
+        else:
+            turns.append(_rewrite_turn(rng))
     rng.shuffle(turns)
     (prompt, target), context = turns[-1], tuple(turns[:-1])
     return Example(task, prompt, target, context=context)
