@@ -11,9 +11,12 @@ else; the descriptor non-empty and at most ``max_words`` words; and, on ShapeWor
 a sentence of the literal prompt grammar (`seer.worlds.shapeworld.grammar.parse`), since the frozen generator was
 only ever trained on those. A real model's descriptor is free text (``grammar="none"``).
 
-The default question is in the embedded model's vocabulary and starts like its pre-training rewrite task
-("rewrite the prompt : {prompt}", `seer.worlds.shapeworld.corpus.REWRITE_QUESTION`), so the base model already
-answers it in the format with a literal prompt: RL starts from a policy that can reach a reward.
+The default question is in the embedded model's vocabulary and has the form of its pre-training rewrite under a
+literal constraint ("rewrite the prompt : {prompt} . use : {constraint}", `seer.worlds.shapeworld.corpus`), with
+the instruction where the literal constraint stood: the base model answers it in the format with a literal prompt,
+and some of its answers recall the concept and apply it (5.2% of sampled reprompts satisfy the held-out item,
+against 1.8% under "... . instruction : {instruction}"; benchmarks/RESULTS.md), so RL starts from a policy that can
+reach a reward.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from seer.models.base import UnifiedModel
 from seer.worlds.shapeworld.grammar import try_parse
 
 # Every word is in seer.worlds.shapeworld.corpus.corpus_words() (checked by the tests).
-REPROMPT_TEMPLATE = "rewrite the prompt : {prompt} . instruction : {instruction}"
+REPROMPT_TEMPLATE = "rewrite the prompt : {prompt} . use : {instruction}"
 # The paper's wording for a real model (English; Janus-Pro and Harmon recipes).
 REPROMPT_TEMPLATE_EN = (
     "Rewrite the prompt so that the image follows the instruction. Prompt: {prompt} Instruction: {instruction} "

@@ -1,0 +1,90 @@
+"""How often the base model's *sampled* reprompts already satisfy an item: what RLMT has to reinforce.
+
+    python benchmarks/reprompt_exploration.py --model src/seer/assets/shapeworld-tiny --samples 8 --out x.json
+    python benchmarks/reprompt_exploration.py --template "rewrite the prompt : {prompt} . instruction : {instruction}"
+
+GRPO can only amplify what the policy samples. For held-out evaluation items (`seer data`'s evaluation set for
+``--data_seed``, every other item, so both splits and difficulties), ``--samples`` reprompts per item are drawn at
+temperature 1 from the model with every adapter off, under the reprompter's question. Each is parsed strictly
+(`seer.rl.reprompt.parse_descriptor`, as RLMT's reward does) and its descriptor classified against the item's spec
+at the text level (`seer.worlds.shapeworld.taxonomy`: success / omission / hallucination, or why it was rejected),
+without rendering: the generator draws gold descriptors right ~99% of the time, so this isolates the policy.
+Reported: the share of each outcome, success by split and difficulty, the items with at least one success, and how
+many thinks recall a concept (" means ").
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+from pathlib import Path
+
+import torch
+
+import seer.embedded
+from seer.data.build import generate_sets
+from seer.rl.reprompt import REPROMPT_TEMPLATE, parse_descriptor
+from seer.worlds.shapeworld.taxonomy import classify_reprompt
+
+
+def outcome(text: str, item) -> str:
+    reprompt = parse_descriptor(text)
+    return classify_reprompt(reprompt.descriptor, item) if reprompt.descriptor else reprompt.reason
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(seer.embedded.EMBEDDED_MODEL_DIR), help="Embedded-model directory.")
+    parser.add_argument("--template", default=REPROMPT_TEMPLATE, help="The reprompter's question.")
+    parser.add_argument("--samples", type=int, default=8, help="Sampled reprompts per item.")
+    parser.add_argument("--data_seed", type=int, default=0)
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    seer.embedded.EMBEDDED_MODEL_DIR = Path(args.model)
+    umm = seer.embedded.load_embedded_model()
+    _, eval_items = generate_sets(args.data_seed, 1, 10)
+    items = eval_items[::2]
+    questions = [args.template.format(prompt=i.prompt, instruction=i.instruction) for i in items]
+    questions = [q for q in questions for _ in range(args.samples)]
+    texts: list[str] = []
+    for start in range(0, len(questions), args.batch_size):
+        batch = questions[start : start + args.batch_size]
+        seeds = list(range(start, start + len(batch)))
+        texts += umm.generate_text(batch, max_new_tokens=96, do_sample=True, seeds=seeds).texts
+
+    outcomes = collections.Counter()
+    by_cell: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    solved, recalls = set(), 0
+    for n, text in enumerate(texts):
+        item = items[n // args.samples]
+        result = outcome(text, item)
+        outcomes[result] += 1
+        by_cell[f"{item.split}/{item.difficulty}"][result] += 1
+        solved |= {item.id} if result == "success" else set()
+        recalls += " means " in text.split("</think>")[0]
+    total = len(texts)
+    figures = {
+        "date": datetime.date.today().isoformat(),
+        "model": args.model,
+        "template": args.template,
+        "items": len(items),
+        "samples_per_item": args.samples,
+        "outcomes": {k: round(v / total, 4) for k, v in outcomes.most_common()},
+        "success_by_cell": {k: round(c["success"] / sum(c.values()), 4) for k, c in sorted(by_cell.items())},
+        "items_with_a_success": len(solved),
+        "recall_in_think": round(recalls / total, 4),
+        "examples": texts[: 4 * args.samples : args.samples],
+    }
+    print(json.dumps(figures, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
