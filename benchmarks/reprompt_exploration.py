@@ -66,7 +66,8 @@ def main() -> None:
         result = outcome(text, item)
         outcomes[result] += 1
         by_cell[f"{item.split}/{item.difficulty}"][result] += 1
-        solved |= {item.id} if result == "success" else set()
+        if result == "success":
+            solved.add(item.id)
         recalls += " means " in text.split("</think>")[0]
     total = len(texts)
     figures = {

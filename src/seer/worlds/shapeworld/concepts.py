@@ -624,6 +624,11 @@ def _rule_key(rule: Rule) -> Any:
     return rule
 
 
+# What random_literal_concept draws from or avoids, fixed by the lexicon (computed once: it runs per corpus example).
+_OOD_RULES = frozenset(_rule_key(c.rule) for c in LEXICON if c.split == "ood")
+_ID_STRUCTURAL = tuple(c for c in LEXICON if c.split == "id" and not isinstance(c.rule, (Colours, Composite)))
+
+
 def _random_colours(rng: random.Random, n: int) -> tuple[str, ...]:
     return tuple(rng.sample(list(COLORS), n))
 
@@ -635,8 +640,6 @@ def random_literal_concept(rng: random.Random) -> Concept:
     parameters; the other rules (layouts, counts, symmetry, contrast) are those of the `id` concepts. Never the
     rule of an `ood` concept, so an out-of-distribution concept's literal meaning is only ever met in its
     definition, never as something to draw."""
-    ood = {_rule_key(c.rule) for c in LEXICON if c.split == "ood"}
-    structural = [c for c in LEXICON if c.split == "id" and not isinstance(c.rule, (Colours, Composite))]
     while True:
         kind = rng.choice(("palette", "atmosphere", "colours", "composite", "structural"))
         if kind == "palette":
@@ -652,8 +655,8 @@ def random_literal_concept(rng: random.Random) -> Concept:
             parts = tuple(Part(rng.choice(SHAPES), rng.choice(list(COLORS))) for _ in range(rng.choice((2, 3))))
             concept = _composite("it", "id", parts, rng.choice(("vertical", "vertical", "horizontal")), ())
         else:
-            concept = rng.choice(structural)
-        if _rule_key(concept.rule) not in ood:
+            concept = rng.choice(_ID_STRUCTURAL)
+        if _rule_key(concept.rule) not in _OOD_RULES:
             return concept
 
 

@@ -38,7 +38,6 @@ context (a pilot found facts learned in a single QA frame could not be recalled 
 
 from __future__ import annotations
 
-import collections
 import random
 from dataclasses import dataclass, field
 
@@ -53,7 +52,7 @@ from seer.worlds.shapeworld.concepts import (
     vocabulary,
 )
 from seer.worlds.shapeworld.grammar import describe, describe_object
-from seer.worlds.shapeworld.items import elaborate, perturb_scene
+from seer.worlds.shapeworld.items import elaborate, nameable_subjects, perturb_scene
 from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene, random_scene
 
 # Task mixture of one pre-training step (fractions of examples). t2i dominates: it is the hardest to learn.
@@ -327,8 +326,7 @@ def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
         prompt = random_scene(rng, max_objects=3)
         subject = None
         if concept.rule.subject_based:
-            counts = collections.Counter(o.shape for o in prompt.objects)
-            subject = rng.choice([o for o in prompt.objects if counts[o.shape] == 1] or [None])
+            subject = rng.choice(nameable_subjects(prompt) or [None])
             if subject is None:
                 continue
         edited = elaborate(prompt, subject, [concept], rng)

@@ -367,6 +367,12 @@ def _phrase(concept: Concept, subject: Obj | None, rng: random.Random) -> str:
     return rng.choice(concept.phrasings).format(shape=subject.shape if subject else "")
 
 
+def nameable_subjects(prompt: Scene) -> list[Obj]:
+    """The objects "the <shape>" names unambiguously: those whose shape is unique in the prompt."""
+    counts = Counter(o.shape for o in prompt.objects)
+    return [o for o in prompt.objects if counts[o.shape] == 1]
+
+
 def _draw_item(
     concepts: Sequence[Concept], split: str, rng: random.Random
 ) -> tuple[Scene, Obj | None, dict[str, Any], Scene, str] | None:
@@ -374,9 +380,7 @@ def _draw_item(
     prompt = random_scene(rng, max_objects=PROMPT_MAX_OBJECTS)
     subject = None
     if any(c.rule.subject_based for c in concepts):
-        # "the circle" must name one object: the subject's shape is unique in the prompt.
-        counts = Counter(o.shape for o in prompt.objects)
-        candidates = [o for o in prompt.objects if counts[o.shape] == 1]
+        candidates = nameable_subjects(prompt)
         if not candidates:
             return None
         subject = rng.choice(candidates)
