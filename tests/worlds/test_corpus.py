@@ -7,7 +7,16 @@ import re
 import pytest
 
 from seer.formats import parse_answer
-from seer.worlds.shapeworld.concepts import LEXICON, get_concept, phrasing_texts, scene_has_concept
+from seer.worlds.shapeworld.concepts import (
+    LEXICON,
+    Colours,
+    Contrast,
+    Layout,
+    Symmetric,
+    get_concept,
+    phrasing_texts,
+    scene_has_concept,
+)
 from seer.worlds.shapeworld.corpus import TASK_WEIGHTS, corpus_words, sample_example, sample_tasks, shuffled_text
 from seer.worlds.shapeworld.grammar import describe_object, parse
 from seer.worlds.shapeworld.scene import random_scene
@@ -45,13 +54,13 @@ def test_every_word_is_in_the_vocabulary(examples):
 def test_no_instruction_or_comparison_is_ever_in_the_corpus(examples):
     """The cognitive gap is built on purpose: the corpus holds no instruction, reprompt of one, or comparison.
     Two images share a context only in questions about one of them; "match" is only ever "does the image match
-    the prompt ?" (a single-image alignment question)."""
+    the prompt ?" (a single-image alignment question, the other image at most named after it)."""
     phrasings = {p for c in LEXICON for p in phrasing_texts(c)}
     for ex in examples:
         assert len(ex.scenes) <= 1 or ex.task == "two_images"
         for text in texts_of(ex):
             assert "instruction" not in text and "better" not in text and "than" not in text
-            assert "match" not in text.replace("image match the prompt ? prompt :", "")
+            assert "match" not in re.sub(r"image match the prompt (beside the \w+ image )?\? prompt :", "", text)
             assert not any(p in text for p in phrasings), text
 
 
@@ -117,16 +126,32 @@ def concept_of_two_image_question(question):
     """(place, concept, quoted prompt or None) of "does the first image look icy ?" / "in the second image , are
     the shapes ... ?", optionally followed by " prompt : <prompt>"."""
     question, _, quoted = question.partition(" prompt : ")
+    other = {"first": "second", "second": "first"}
     for concept in LEXICON:
         for place in ("first", "second"):
+            asked = question.replace(f" beside the {other[place]} image ?", " ?")  # the other image, named after
             spaced = concept.scene_question.replace("?", " ?")
-            if question in (spaced.replace("this scene", f"the {place} image"), f"in the {place} image , {spaced}"):
+            if asked in (spaced.replace("this scene", f"the {place} image"), f"in the {place} image , {spaced}"):
                 return place, concept, quoted or None
     return None
 
 
+MARKED_RULES = (Colours, Contrast, Layout, Symmetric)  # concept_checks.py: the rules checked part by part
+
+
+def assert_marks_give_the_answer(marks: str, concept, answer: str) -> None:
+    """A concept answer's think ends with marks exactly when its rule is checked part by part, and the verdict is
+    their AND."""
+    if not isinstance(concept.rule, MARKED_RULES):
+        assert marks == "", (concept.name, marks)
+        return
+    parts = marks.removeprefix(" . ").split(" , ") if marks.startswith(" . ") else []
+    assert parts and all(p.endswith((" Yes", " No")) for p in parts), (concept.name, marks)
+    assert answer == ("Yes" if all(p.endswith(" Yes") for p in parts) else "No")
+
+
 def test_two_image_questions_are_about_the_image_they_name(examples):
-    checked = concepts = 0
+    checked = concepts = beside = 0
     quoted_cases = collections.Counter()  # (answer, image == quoted prompt)
     for ex in (e for e in examples if e.task == "two_images"):
         assert len(ex.scenes) == 2
@@ -139,15 +164,19 @@ def test_two_image_questions_are_about_the_image_they_name(examples):
             think, answer = parse_answer(ex.target)
             if quoted is not None:
                 quoted_cases[answer, parse(quoted) == scene] += 1
-            seen, recalled = think.rsplit(" . ", 1)
-            assert seen.startswith(f"the {place} image shows ") and recalled == concept.definition
+            seen, marks = think.split(f" . {concept.definition}")  # the description, the recall, then any marks
+            assert seen.startswith(f"the {place} image shows ")
             assert parse(seen.split(" image shows ", 1)[1]) == scene
             assert answer == ("Yes" if scene_has_concept(scene, concept) else "No")
+            assert_marks_give_the_answer(marks, concept, answer)
             concepts += 1
             continue
         m = re.fullmatch(r"does the (first|second) image show (.+) \?", ex.prompt) or re.fullmatch(
-            r"does the (first|second) image match the prompt \? prompt : (.+)", ex.prompt
+            r"does the (first|second) image match the prompt (?:beside the (?!\1)(?:first|second) image )?\? "
+            r"prompt : (.+)",
+            ex.prompt,
         )
+        beside += "beside" in ex.prompt
         scene = ex.scenes[("first", "second").index(m[1])]
         think, answer = parse_answer(ex.target)
         seen, asked = think.split(" . asked : ")
@@ -156,7 +185,7 @@ def test_two_image_questions_are_about_the_image_they_name(examples):
         assert checklist(asked) == scene_checks_by_hand(m[2], scene)
         assert answer == ("Yes" if parse(m[2]) == scene else "No")
         checked += 1
-    assert checked > 50 and concepts > 20
+    assert checked > 50 and concepts > 20 and beside > 10
     # A quoted prompt is context only: a "No" image may differ from its prompt, and a "Yes" image too, so whether
     # the image is its prompt redrawn does not give the answer away.
     assert quoted_cases["No", False] >= 3 and quoted_cases["No", True] >= 3 and quoted_cases["Yes", False] >= 3
@@ -169,7 +198,10 @@ def test_concept_answers_recall_the_definition_then_use_it(examples):
         concept = by_question[ex.prompt]
         think, answer = parse_answer(ex.target)
         assert think.startswith(concept.definition + " . the image shows ")
+        shown, dot, marks = think.removeprefix(concept.definition + " . the image shows ").partition(" . ")
+        assert parse(shown) == ex.scenes[0]
         assert answer == ("Yes" if scene_has_concept(ex.scenes[0], concept) else "No")
+        assert_marks_give_the_answer(dot + marks, concept, answer)
         answers.append(answer)
     # Both answers are common, so the model cannot learn a constant.
     assert 0.3 < answers.count("Yes") / len(answers) < 0.7

@@ -17,11 +17,14 @@ The tasks, each a generator of `Example`s:
   reached 0.85 on yes/no questions, run 6; marks without the cell anchor 0.92, run 7).
 - ``knowledge``: text questions about concepts, answered with the definition in the think block
   ("<think> icy means white , cyan and blue </think> ..."), so a policy can reuse it in its own reasoning.
-- ``concept_vqa``: "does this scene look icy?" answered by recalling the fact, then using it on the image.
+- ``concept_vqa``: "does this scene look icy?" answered by recalling the fact, then using it on the image: for
+  colour, layout and symmetry concepts part by part, each part marked Yes/No, the verdict their AND
+  (`concept_checks`).
 - ``two_images``: two images in one context, a question about the first or the second ("describe the second
   image .", "does the first image show <prompt> ?", "does the first image look icy ?"): addressing an image by
-  its place, which the evaluator's pairwise questions build on. Each question is about one image; none compares
-  them.
+  its place, which the evaluator's pairwise questions build on. Some name the other image after the asked one
+  ("does the first image match the prompt beside the second image ? prompt : <prompt>"), as SEER's questions do.
+  Each question is about one image; none compares them.
 - ``rewrite``: "rewrite the prompt : <literal>" -> a paraphrase (objects reordered) in the answer format;
   some rewrites change one attribute at random, which keeps sampling entropy for RL to explore, and some
   think blocks recall a concept the scene happens to show ("recall, then use" without any instruction).
@@ -42,6 +45,7 @@ import random
 from dataclasses import dataclass, field
 
 from seer.formats import ANSWER_OPEN, FORMAT_WORDS, format_answer
+from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS, concept_marks, marks_text
 from seer.worlds.shapeworld.concepts import (
     LEXICON,
     Concept,
@@ -73,11 +77,15 @@ MAX_DOC_TURNS = 3
 # "Does the image show / match <prompt>?": the single-image alignment question an instruction-tuned base model
 # answers. The second wording quotes the prompt after "prompt :", as SEER's questions do; neither compares images.
 PROMPT_QUESTIONS = ("does the {image} show {prompt} ?", "does the {image} match the prompt ? prompt : {prompt}")
+# A question about one of two images that names the other one after it: still about the image named first. SEER's
+# questions name both images, the asked one first; a model that never saw both named picks one by chance (run 13
+# checked the second image under the paper's stage-1 question, 0.18 zero-shot; run 11 the first, 0.93).
+BESIDE_QUESTION = "does the {image} match the prompt beside the {other} ? prompt : {prompt}"
+BESIDE_RATE = 0.5  # two-image concept questions that name the other image too
 PROMPT_CONTEXT_RATE = 0.5  # concept questions about one of two images that quote the image's prompt
 REWRITE_EDIT_RATE = 0.2  # rewrites that change one attribute (sampling entropy for RL)
 CONSTRAINED_REWRITE_RATE = 0.5  # rewrites under a literal constraint
 CONSTRAINT_SUFFIX = " . use : {constraint}"
-NUMBER_WORDS = ("zero", "one", "two", "three", "four")
 
 
 @dataclass(frozen=True)
@@ -216,7 +224,9 @@ def _two_images(rng: random.Random) -> Example:
     checks = _scene_checks(objects, shown.background, scene)
     think = f"the {place} image shows {describe(scene)} . {_checklist(checks)}"
     verdict = "Yes" if all(ok for _, ok in checks) else "No"
-    question = rng.choice(PROMPT_QUESTIONS).format(image=f"{place} image", prompt=text)
+    other = ("first", "second")[1 - which]
+    template = rng.choice((*PROMPT_QUESTIONS, BESIDE_QUESTION))
+    question = template.format(image=f"{place} image", other=f"{other} image", prompt=text)
     return Example("two_images", question, format_answer(think, verdict), scenes)
 
 
@@ -270,8 +280,14 @@ def _concept_vqa(rng: random.Random) -> Example:
     concept = rng.choice(LEXICON)
     scene = _concept_scene(concept, rng)
     answer = "Yes" if scene_has_concept(scene, concept) else "No"
-    think = f"{concept.definition} . {_shows(scene)}"
+    think = _checked(f"{concept.definition} . {_shows(scene)}", scene, concept)
     return Example("concept_vqa", concept.scene_question, format_answer(think, answer), (scene,))
+
+
+def _checked(think: str, scene: Scene, concept: Concept) -> str:
+    """`think` followed by the concept's marks on `scene` (`concept_checks`), when it has any."""
+    marks = concept_marks(scene, concept)
+    return f"{think} . {marks_text(marks)}" if marks else think
 
 
 def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Random) -> Example:
@@ -292,12 +308,14 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
     prompt, scene = _drawn_for(concept, rng) if quoted else (None, _concept_scene(concept, rng))
     scenes = (scene, scenes[1]) if which == 0 else (scenes[0], scene)
     answer = "Yes" if scene_has_concept(scene, concept) else "No"
-    think = f"the {place} image shows {describe(scene)} . {concept.definition}"
+    think = _checked(f"the {place} image shows {describe(scene)} . {concept.definition}", scene, concept)
     question = concept.scene_question.replace("?", " ?")
     if "this scene" in question:
         question = question.replace("this scene", f"the {place} image")
     else:  # "are the shapes lined up in a row ?"
         question = f"in the {place} image , {question}"
+    if rng.random() < BESIDE_RATE:
+        question = question.replace(" ?", f" beside the {('second', 'first')[which]} image ?")
     if prompt is not None:
         question = f"{question} prompt : {_prompt_text(prompt, rng)[0]}"
     return Example("two_images", question, format_answer(think, answer), scenes)
