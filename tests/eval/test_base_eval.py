@@ -70,6 +70,7 @@ def tokenizer_spacing(text: str) -> str:
 
 def yes_no_truth(question, scenes):
     """The true answer to a corpus yes/no question about `scenes`, read from the question by hand."""
+    question = re.sub(r" beside the (?:first|second) image \?", " ?", question)  # the other image, only named
     question = re.sub(r"^does the ((?:first |second )?image) match the prompt \? prompt : (.+)$", r"does the \1 show \2 ?",
                       question)  # fmt: skip
     asked = question.partition(" prompt : ")[0]  # a concept question may quote the image's prompt: context only
