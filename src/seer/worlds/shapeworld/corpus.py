@@ -315,7 +315,7 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
     else:  # "are the shapes lined up in a row ?"
         question = f"in the {place} image , {question}"
     if rng.random() < BESIDE_RATE:
-        question = question.replace(" ?", f" beside the {('second', 'first')[which]} image ?")
+        question = question.replace(" ?", f" beside the {('first', 'second')[1 - which]} image ?")
     if prompt is not None:
         question = f"{question} prompt : {_prompt_text(prompt, rng)[0]}"
     return Example("two_images", question, format_answer(think, answer), scenes)
