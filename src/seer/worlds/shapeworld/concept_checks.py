@@ -9,10 +9,11 @@ recalls the definition, and then (for the concepts listed below) checks it part 
 The verdict is the AND of the marks, and `concept_marks` is built so that it always equals `scene_has_concept`
 (tested on every concept). Each mark is one lookup the tiny model can make in any question's frame. Without the
 marks, the model answered concept questions right 98.7% of the time in the pre-training frame, but in the
-evaluator's instruction frame its verdict after recalling the right concept agreed with the concept only 73% of the
-time (palettes 78%, atmospheres 73%, compounds 53%, layouts 52%; composites, whose definition is a list of objects
-to find in the description, 99%): the single verdict did not carry over to a new frame, as yes/no questions did not
-before their checklists (docs/embedded-model.md, runs 5-7).
+evaluator's instruction frame its sampled verdict after recalling a concept the item asks for agreed with that
+concept's truth on the first image only 76% of the time (palettes 83%, atmospheres 76%, compounds 47%, layouts 60%,
+counts 72%, objects built from shapes 85%; `benchmarks/judge_recall.py`, run 11, the question without the prompt):
+the single verdict did not carry over to a new frame, as yes/no verdicts did not before their checklists
+(docs/embedded-model.md, runs 5-7). With the marks (run 14) palettes and layouts follow 91-98%.
 
 Rules with marks: `Colours` (the background, then every object's colour), `Contrast` (the same, then the single
 accent-coloured shape), `Layout` (the shape count if a line needs several, then every object against the line that
