@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-import seer.embedded
 from seer.data.pairs import load_pairs
 from seer.data.vie import load_vie
+from seer.eval.command import load_model
 from seer.rl.rewards import extract_verdict
 from seer.train.rlvr import RLVRArgs
 from seer.worlds.shapeworld.concepts import LEXICON, Concept, scene_has_concept
@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", required=True, help="A pair-set folder of `seer rlvr` (…/pairs/train-<key>).")
     parser.add_argument("--items", required=True, help="The VIE file the pairs were built from (for their concepts).")
-    parser.add_argument("--model", default=str(seer.embedded.EMBEDDED_MODEL_DIR), help="Embedded-model directory.")
+    parser.add_argument("--model", default=None, help="Model directory (default: the embedded model).")
     parser.add_argument("--question", default=RLVRArgs.instruction_question, help="The instruction question.")
     parser.add_argument("--n_pairs", type=int, default=100, help="Stage-2 pairs drawn (seeded) from the set.")
     parser.add_argument("--samples", type=int, default=4, help="Sampled answers per pair and order.")
@@ -64,8 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    seer.embedded.EMBEDDED_MODEL_DIR = Path(args.model)
-    umm = seer.embedded.load_embedded_model()
+    umm = load_model(args.model, "cpu")
     pair_set = load_pairs(args.pairs)
     pairs = [p for p in pair_set.pairs if p.stage == 2]
     pairs = random.Random(0).sample(pairs, min(args.n_pairs, len(pairs)))
@@ -99,7 +98,7 @@ def main() -> None:
 
     report = {
         "date": datetime.date.today().isoformat(),
-        "model": args.model,
+        "model": args.model or "embedded",
         "pairs": args.pairs,
         "question": args.question,
         "answers": len(texts),
