@@ -3,7 +3,7 @@
 The pre-training corpus answers "does the first image look icy ?" with a think block that describes the image,
 recalls the definition, and then (for the concepts listed below) checks it part by part, each part marked Yes/No:
 
-    the first image shows a small blue circle at the top on a red background . icy means white , cyan and blue .
+    the first image shows a small blue circle at the top on a red background . icy means white, cyan and blue .
     the background red No , the blue circle Yes
 
 The verdict is the AND of the marks, and `concept_marks` is built so that it always equals `scene_has_concept`
