@@ -24,8 +24,9 @@ Objects built from shapes, counts and "alone" keep the plain recall: `concept_ma
 from __future__ import annotations
 
 from seer.worlds.shapeworld.concepts import Colours, Concept, Contrast, Layout, Symmetric, _or
-from seer.worlds.shapeworld.scene import Obj, Scene, cell_of
-from seer.worlds.shapeworld.spec import LINES
+from seer.worlds.shapeworld.grammar import describe_object
+from seer.worlds.shapeworld.scene import Obj, Scene
+from seer.worlds.shapeworld.spec import LINES, mirror_of
 
 Mark = tuple[str, bool]
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
@@ -57,9 +58,8 @@ def _line_marks(scene: Scene, lines: tuple[str, ...]) -> list[Mark]:
 def _mirror_mark(obj: Obj, scene: Scene) -> Mark:
     """ "the red circle at the left : a large red circle at the right": the object against what its mirror cell
     holds (an object in the centre column is its own mirror)."""
-    row, col = cell_of(obj.pos)
-    twin = next((o for o in scene.objects if cell_of(o.pos) == (row, 2 - col)), None)
-    held = "nothing" if twin is None else f"a {twin.size} {twin.color} {twin.shape} at the {twin.pos}"
+    twin = mirror_of(obj, scene)
+    held = "nothing" if twin is None else describe_object(twin)
     same = twin is not None and (twin.shape, twin.color, twin.size) == (obj.shape, obj.color, obj.size)
     return f"the {obj.color} {obj.shape} at the {obj.pos} : {held}", same
 

@@ -153,7 +153,7 @@ def _shape_count(n: int) -> str:
 
 def _checklist(checks: list[tuple[str, bool]]) -> str:
     """What was asked, one part at a time, each followed by whether the image shows it (Yes/No)."""
-    return "asked : " + " , ".join(f"{part} {'Yes' if ok else 'No'}" for part, ok in checks)
+    return "asked : " + marks_text(checks)
 
 
 def _in_cell(scene: Scene, pos: str) -> str:

@@ -149,7 +149,8 @@ def _stack_holds(scene: Scene, parts: list[tuple[str, str, str]], axis: str) -> 
     return False
 
 
-def _mirror_of(obj: Obj, scene: Scene) -> Obj | None:
+def mirror_of(obj: Obj, scene: Scene) -> Obj | None:
+    """The object in `obj`'s left-right mirror cell (`obj` itself in the centre column), or None."""
     row, col = cell_of(obj.pos)
     return next((o for o in scene.objects if cell_of(o.pos) == (row, 2 - col)), None)
 
@@ -199,7 +200,7 @@ def violation(scene: Scene, c: dict[str, Any]) -> str | None:
         return f"no {c['axis']} stack of {parts}"
     if kind == "symmetric":
         for o in scene.objects:
-            twin = _mirror_of(o, scene)
+            twin = mirror_of(o, scene)
             if twin is None or (twin.shape, twin.color, twin.size) != (o.shape, o.color, o.size):
                 return f"the {o.color} {o.shape} at the {o.pos} has no mirror twin"
         return None
