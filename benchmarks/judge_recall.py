@@ -32,12 +32,13 @@ from seer.worlds.shapeworld.concepts import LEXICON, Concept, scene_has_concept
 from seer.worlds.shapeworld.oracle import parse_image
 
 FLIPPED = {"Yes": "No", "No": "Yes"}
+LONGEST_FIRST = sorted(LEXICON, key=lambda c: -len(c.definition))  # "icy but warm" is matched before "icy"
 
 
 def recalled(think: str) -> Concept | None:
-    """The concept whose definition the answer states (the longest match: "icy but warm" before "icy")."""
+    """The concept whose definition the answer states."""
     think = think.replace(" ,", ",")  # decoded text spaces punctuation; definitions do not
-    return next((c for c in sorted(LEXICON, key=lambda c: -len(c.definition)) if c.definition in think), None)
+    return next((c for c in LONGEST_FIRST if c.definition in think), None)
 
 
 def kind_of(text: str) -> str:
@@ -81,11 +82,11 @@ def main() -> None:
     concepts_of = {item.id: set(item.concepts) for item in load_vie(args.items)}
     right: dict[str, list[bool]] = collections.defaultdict(list)
     follows: dict[str, list[bool]] = collections.defaultdict(list)
-    for (pair, swapped), text in zip(asked, texts, strict=True):
+    kinds = [kind_of(text) for text in texts]
+    for (pair, swapped), text, kind in zip(asked, texts, kinds, strict=True):
         expected = FLIPPED[pair.answer] if swapped else pair.answer
         verdict = extract_verdict(text)
         correct = verdict is not None and verdict.lower() == expected.lower()
-        kind = kind_of(text)
         for key in ("all", kind, pair.bad_kind, f"{pair.bad_kind} / {kind}"):
             right[key].append(correct)
         concept = recalled(text)
@@ -102,7 +103,7 @@ def main() -> None:
         "pairs": args.pairs,
         "question": args.question,
         "answers": len(texts),
-        "share": {k: rate([kind_of(t) == k for t in texts]) for k in sorted({kind_of(t) for t in texts})},
+        "share": {k: rate([kind == k for kind in kinds]) for k in sorted(set(kinds))},
         "accuracy": {k: rate(v) for k, v in sorted(right.items())},
         "verdict_follows_recalled_concept": {k: rate(v) for k, v in sorted(follows.items())},
         "recalls_checked": {k: len(v) for k, v in sorted(follows.items())},

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-import seer.embedded
 from seer.data.build import generate_sets
+from seer.eval.command import load_model
 from seer.rl.reprompt import REPROMPT_TEMPLATE, parse_descriptor
 from seer.worlds.shapeworld.taxonomy import classify_reprompt
 
@@ -36,7 +36,7 @@ def outcome(text: str, item) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=str(seer.embedded.EMBEDDED_MODEL_DIR), help="Embedded-model directory.")
+    parser.add_argument("--model", default=None, help="Model directory (default: the embedded model).")
     parser.add_argument("--template", default=REPROMPT_TEMPLATE, help="The reprompter's question.")
     parser.add_argument("--samples", type=int, default=8, help="Sampled reprompts per item.")
     parser.add_argument("--data_seed", type=int, default=0)
@@ -46,8 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    seer.embedded.EMBEDDED_MODEL_DIR = Path(args.model)
-    umm = seer.embedded.load_embedded_model()
+    umm = load_model(args.model, "cpu")
     _, eval_items = generate_sets(args.data_seed, 1, 10)
     items = eval_items[::2]
     questions = [args.template.format(prompt=i.prompt, instruction=i.instruction) for i in items]
@@ -72,7 +71,7 @@ def main() -> None:
     total = len(texts)
     figures = {
         "date": datetime.date.today().isoformat(),
-        "model": args.model,
+        "model": args.model or "embedded",
         "template": args.template,
         "items": len(items),
         "samples_per_item": args.samples,
