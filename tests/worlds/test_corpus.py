@@ -18,11 +18,8 @@ from seer.worlds.shapeworld.concepts import (
     scene_has_concept,
 )
 from seer.worlds.shapeworld.corpus import TASK_WEIGHTS, corpus_words, sample_example, sample_tasks, shuffled_text
-from seer.worlds.shapeworld.concept_checks import keep_marks, marks_text
 from seer.worlds.shapeworld.grammar import describe_object, parse
-from seer.worlds.shapeworld.items import build_spec
 from seer.worlds.shapeworld.scene import random_scene
-from seer.worlds.shapeworld.spec import check
 
 
 @pytest.fixture(scope="module")
@@ -153,19 +150,6 @@ def assert_marks_give_the_answer(marks: str, concept, answer: str) -> None:
     assert answer == ("Yes" if all(p.endswith(" Yes") for p in parts) else "No")
 
 
-def assert_quoted_answer_checks_the_prompt(scene, concept, prompt, kept, shows, answer) -> None:
-    """A concept question quoting its prompt: the think's "kept :" marks are those of what the concept leaves of
-    the prompt (for the subject the corpus chose, one of the prompt's objects), they are Yes exactly when the item
-    spec's keep holds, and the verdict needs the concept and the keep."""
-    subjects = prompt.objects if concept.rule.subject_based else (None,)
-    specs = [build_spec(prompt, subject, [concept]) for subject in subjects]
-    spec = next(s for s in specs if marks_text(keep_marks(scene, s["keep"])) == kept)
-    parts = kept.split(" , ")
-    assert all(p.endswith((" Yes", " No")) for p in parts)
-    assert all(p.endswith(" Yes") for p in parts) == check(scene, spec).kept
-    assert answer == ("Yes" if shows == "Yes" and check(scene, spec).kept else "No")
-
-
 def test_two_image_questions_are_about_the_image_they_name(examples):
     checked = concepts = beside = 0
     quoted_cases = collections.Counter()  # (answer, image == quoted prompt)
@@ -178,17 +162,13 @@ def test_two_image_questions_are_about_the_image_they_name(examples):
             place, concept, quoted = found
             scene = ex.scenes[("first", "second").index(place)]
             think, answer = parse_answer(ex.target)
+            if quoted is not None:
+                quoted_cases[answer, parse(quoted) == scene] += 1
             seen, marks = think.split(f" . {concept.definition}")  # the description, the recall, then any marks
-            marks, _, kept = marks.partition(" . kept : ")
             assert seen.startswith(f"the {place} image shows ")
             assert parse(seen.split(" image shows ", 1)[1]) == scene
-            shows = "Yes" if scene_has_concept(scene, concept) else "No"
-            assert_marks_give_the_answer(marks, concept, shows)
-            if quoted is None:
-                assert kept == "" and answer == shows
-            else:
-                assert_quoted_answer_checks_the_prompt(scene, concept, parse(quoted), kept, shows, answer)
-                quoted_cases[answer, shows, parse(quoted) == scene] += 1
+            assert answer == ("Yes" if scene_has_concept(scene, concept) else "No")
+            assert_marks_give_the_answer(marks, concept, answer)
             concepts += 1
             continue
         m = re.fullmatch(r"does the (first|second) image show (.+) \?", ex.prompt) or re.fullmatch(
@@ -206,10 +186,9 @@ def test_two_image_questions_are_about_the_image_they_name(examples):
         assert answer == ("Yes" if parse(m[2]) == scene else "No")
         checked += 1
     assert checked > 50 and concepts > 20 and beside > 10
-    # With a quoted prompt neither the concept alone nor the image being its prompt redrawn gives the answer away:
-    # the concept may be shown and the prompt lost (No), or neither shown (No), or both (Yes).
-    assert quoted_cases["No", "Yes", False] >= 3 and quoted_cases["No", "No", True] >= 3
-    assert quoted_cases["Yes", "Yes", False] >= 3
+    # A quoted prompt is context only: a "No" image may differ from its prompt, and a "Yes" image too, so whether
+    # the image is its prompt redrawn does not give the answer away.
+    assert quoted_cases["No", False] >= 3 and quoted_cases["No", True] >= 3 and quoted_cases["Yes", False] >= 3
 
 
 def test_concept_answers_recall_the_definition_then_use_it(examples):

@@ -19,24 +19,14 @@ Rules with marks: `Colours` (the background, then every object's colour), `Contr
 accent-coloured shape), `Layout` (the shape count if a line needs several, then every object against the line that
 holds the most of them) and `Symmetric` (every object against what its mirror cell holds, then the line if any).
 Objects built from shapes, counts and "alone" keep the plain recall: `concept_marks` returns no marks for them.
-
-A concept question that quotes the prompt the image was drawn for ("does the first image look icy ? prompt : P")
-also asks whether the image is still that prompt: `keep_marks` checks what the concept leaves of P (the item
-spec's keep list, `items.build_spec`) one part at a time, after "kept :", and the verdict is the AND of both
-kinds of marks:
-
-    ... icy means white, cyan and blue . the background white Yes , the blue circle Yes .
-    kept : a small circle at the top : a small blue circle Yes , one shape Yes
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from seer.worlds.shapeworld.concepts import Colours, Concept, Contrast, Layout, Symmetric, _or
 from seer.worlds.shapeworld.grammar import describe_object
 from seer.worlds.shapeworld.scene import Obj, Scene
-from seer.worlds.shapeworld.spec import LINES, mirror_of, violation
+from seer.worlds.shapeworld.spec import LINES, mirror_of
 
 Mark = tuple[str, bool]
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
@@ -92,47 +82,6 @@ def concept_marks(scene: Scene, concept: Concept) -> list[Mark]:
         marks = [_mirror_mark(o, scene) for o in scene.objects]
         return marks + (_line_marks(scene, rule.lines) if rule.lines else [])
     return []
-
-
-def in_cell(scene: Scene, pos: str) -> str:
-    """What the scene has in cell `pos`: "a large red circle" (the object without its place) or "nothing"."""
-    obj = next((o for o in scene.objects if o.pos == pos), None)
-    return "nothing" if obj is None else f"a {obj.size} {obj.color} {obj.shape}"
-
-
-def shape_count(n: int) -> str:
-    """ "one shape", "three shapes"."""
-    return f"{NUMBER_WORDS[n]} shape{'s' if n > 1 else ''}"
-
-
-def _kept_object(c: dict[str, Any]) -> str:
-    """A keep filter as an object: "a small circle at the top" (facets the concept frees are left out)."""
-    words = [*c["sizes"], *c["colors"], *(c["shapes"] or ["shape"])]
-    return " ".join(["a", *words]) + (f" at the {c['positions'][0]}" if c["positions"] else "")
-
-
-def _keep_text(c: dict[str, Any], scene: Scene) -> str:
-    kind = c["kind"]
-    if kind == "background":
-        return f"a {c['colors'][0]} background"
-    if kind == "only":
-        parts = [" ".join(["a", *(w for w in p if w)]) for p in zip(c["sizes"], c["colors"], c["shapes"])]
-        return "only " + " or ".join(parts)
-    if kind == "count" and not any(c[key] for key in ("shapes", "colors", "sizes", "positions")):
-        return shape_count(c["min"])  # the number of objects, which the concept does not change
-    if kind == "count":
-        text = _kept_object(c)
-        if c["min"] > 1:
-            text = f"{NUMBER_WORDS[c['min']]} of {text}"
-        # Anchored on its cell when the place is kept, as the checklists of prompt questions are.
-        return f"{text} : {in_cell(scene, c['positions'][0])}" if c["positions"] else text
-    raise ValueError(f"no keep mark for constraint kind {kind!r}")
-
-
-def keep_marks(scene: Scene, keep: list[dict[str, Any]]) -> list[Mark]:
-    """The checks of what `scene` must keep of its prompt (a spec's keep list), in order, each (text, holds): all
-    are Yes exactly when the spec's keep holds."""
-    return [(_keep_text(c, scene), violation(scene, c) is None) for c in keep]
 
 
 def marks_text(marks: list[Mark]) -> str:

@@ -45,14 +45,7 @@ import random
 from dataclasses import dataclass, field
 
 from seer.formats import ANSWER_OPEN, FORMAT_WORDS, format_answer
-from seer.worlds.shapeworld.concept_checks import (
-    NUMBER_WORDS,
-    concept_marks,
-    in_cell,
-    keep_marks,
-    marks_text,
-    shape_count,
-)
+from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS, concept_marks, marks_text
 from seer.worlds.shapeworld.concepts import (
     LEXICON,
     Concept,
@@ -63,7 +56,7 @@ from seer.worlds.shapeworld.concepts import (
     vocabulary,
 )
 from seer.worlds.shapeworld.grammar import describe, describe_object
-from seer.worlds.shapeworld.items import build_spec, elaborate, nameable_subjects, perturb_scene
+from seer.worlds.shapeworld.items import elaborate, nameable_subjects, perturb_scene
 from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene, random_scene
 
 # Task mixture of one pre-training step (fractions of examples). t2i dominates: it is the hardest to learn.
@@ -154,9 +147,19 @@ def _prompt_text(scene: Scene, rng: random.Random) -> tuple[str, list[Obj]]:
     return f"{body} on a {scene.background} background", objects
 
 
+def _shape_count(n: int) -> str:
+    return f"{NUMBER_WORDS[n]} shape{'s' if n > 1 else ''}"
+
+
 def _checklist(checks: list[tuple[str, bool]]) -> str:
     """What was asked, one part at a time, each followed by whether the image shows it (Yes/No)."""
     return "asked : " + marks_text(checks)
+
+
+def _in_cell(scene: Scene, pos: str) -> str:
+    """What the scene has in cell `pos`: "a large red circle" (the object without its place) or "nothing"."""
+    obj = next((o for o in scene.objects if o.pos == pos), None)
+    return "nothing" if obj is None else f"a {obj.size} {obj.color} {obj.shape}"
 
 
 def _object_check(asked: Obj, scene: Scene) -> tuple[str, bool]:
@@ -164,14 +167,14 @@ def _object_check(asked: Obj, scene: Scene) -> tuple[str, bool]:
     (No). The tiny model first copies what that cell holds, then compares two short phrases side by side; marking
     the whole object against the whole description it confused objects one attribute apart (run 7 marked 20% of
     its own correct descriptions wrongly on stage-1 pairs)."""
-    return f"{describe_object(asked)} : {in_cell(scene, asked.pos)}", asked in scene.objects
+    return f"{describe_object(asked)} : {_in_cell(scene, asked.pos)}", asked in scene.objects
 
 
 def _scene_checks(asked: list[Obj], background: str, scene: Scene) -> list[tuple[str, bool]]:
     """The checks of "does the image show <prompt> ?": each object, the background and the number of shapes."""
     checks = [_object_check(o, scene) for o in asked]
     checks.append((f"a {background} background", background == scene.background))
-    checks.append((shape_count(len(asked)), len(asked) == len(scene.objects)))
+    checks.append((_shape_count(len(asked)), len(asked) == len(scene.objects)))
     return checks
 
 
@@ -192,7 +195,7 @@ def _vqa(rng: random.Random) -> Example:
     elif kind == "place":
         pos = obj.pos if yes else rng.choice([p for p in POSITIONS if p != obj.pos])
         found = any(o.shape == obj.shape and o.pos == pos for o in scene.objects)
-        asked = f"a {obj.shape} at the {pos} : {in_cell(scene, pos)}"
+        asked = f"a {obj.shape} at the {pos} : {_in_cell(scene, pos)}"
         question, checks = f"is there a {obj.shape} at the {pos} ?", [(asked, found)]
     else:
         shown = scene if yes else perturb_scene(scene, rng)
@@ -232,58 +235,40 @@ def _knowledge_turn(concept: Concept, rng: random.Random) -> tuple[str, str]:
     return question, format_answer(concept.definition, answer)
 
 
-def _subject_for(prompt: Scene, concept: Concept, rng: random.Random) -> Obj | None:
-    """The object a subject concept is about: one whose shape is unique in the prompt (as VIE items name it "the
-    <shape>") when there is one; None for other concepts."""
-    if not concept.rule.subject_based:
-        return None
-    return rng.choice(nameable_subjects(prompt) or list(prompt.objects))
+def _elaborate_for(prompt: Scene, concept: Concept, rng: random.Random) -> Scene | None:
+    """The world's gold elaboration of `prompt` for `concept` (on a random subject when the concept needs one), or
+    None when this prompt cannot show it."""
+    subject = rng.choice(prompt.objects) if concept.rule.subject_based else None
+    return elaborate(prompt, subject, [concept], rng)
 
 
-def _elaborated(concept: Concept, rng: random.Random) -> tuple[Scene, Obj | None, Scene]:
-    """(prompt, subject, scene): a random prompt and the world's gold elaboration of it, which shows `concept`."""
+def _elaborated(concept: Concept, rng: random.Random) -> tuple[Scene, Scene]:
+    """(prompt, scene): a random prompt and the world's gold elaboration of it, which shows `concept`."""
     while True:
         prompt = random_scene(rng, max_objects=3)
-        subject = _subject_for(prompt, concept, rng)
-        scene = elaborate(prompt, subject, [concept], rng)
+        scene = _elaborate_for(prompt, concept, rng)
         if scene is not None and scene_has_concept(scene, concept):
-            return prompt, subject, scene
+            return prompt, scene
 
 
 def _positive_scene(concept: Concept, rng: random.Random) -> Scene:
     """A scene that shows `concept`: a random prompt elaborated by the world's own gold editor."""
-    return _elaborated(concept, rng)[2]
+    return _elaborated(concept, rng)[1]
 
 
-def _unkept(scene: Scene, keep: list[dict], concept: Concept, rng: random.Random, attempts: int = 50) -> Scene:
-    """`scene` with one attribute changed so that it still shows `concept` but no longer keeps its prompt (the
-    hallucinations SEER's judge must catch); `scene` itself when no such change is found."""
-    for _ in range(attempts):
-        candidate = perturb_scene(scene, rng)
-        if scene_has_concept(candidate, concept) and not all(ok for _, ok in keep_marks(candidate, keep)):
-            return candidate
-    return scene
-
-
-def _drawn_for(concept: Concept, rng: random.Random) -> tuple[Scene, Obj | None, Scene]:
-    """(prompt, subject, scene) for a concept question that quotes the prompt the image was drawn for: the prompt
-    elaborated for `concept` (40%), the same with one attribute changed so that it still shows the concept but
-    not the prompt (20%), the prompt elaborated for another concept (20%) or the prompt itself. So whether the image
-    differs from its prompt, or shows the concept, says nothing alone about the answer."""
-    kind = rng.choices(("shows", "unkept", "other", "prompt"), weights=(0.4, 0.2, 0.2, 0.2))[0]
-    if kind in ("shows", "unkept"):
-        prompt, subject, scene = _elaborated(concept, rng)
-        if kind == "unkept":
-            scene = _unkept(scene, build_spec(prompt, subject, [concept])["keep"], concept, rng)
-        return prompt, subject, scene
+def _drawn_for(concept: Concept, rng: random.Random) -> tuple[Scene, Scene]:
+    """(prompt, scene) for a concept question that quotes the prompt the image was drawn for. Half the scenes show
+    `concept` (the prompt elaborated); the others are the prompt itself or the prompt elaborated for another
+    concept, so that whether the image differs from its prompt says nothing about the answer."""
+    if rng.random() < 0.5:
+        return _elaborated(concept, rng)
     prompt = random_scene(rng, max_objects=3)
-    subject = _subject_for(prompt, concept, rng)
-    if kind == "other":
+    if rng.random() < 0.5:
         other = rng.choice([c for c in LEXICON if c.name != concept.name])
-        scene = elaborate(prompt, _subject_for(prompt, other, rng), [other], rng)
+        scene = _elaborate_for(prompt, other, rng)
         if scene is not None:
-            return prompt, subject, scene
-    return prompt, subject, prompt
+            return prompt, scene
+    return prompt, prompt
 
 
 def _concept_scene(concept: Concept, rng: random.Random) -> Scene:
@@ -312,24 +297,18 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
     token away ("icy means ...") instead of out of reach (run 8, which recalled first, judged instruction pairs
     with prompt checklists only and never sampled a recall).
 
-    Some questions also quote the prompt the image was drawn for ("... look icy ? prompt : <prompt>"). Those ask
-    whether the image shows the concept *as a version of that prompt*: after the concept's marks the think checks
-    what the concept leaves of the prompt ("kept : ...", `concept_checks.keep_marks`), and the verdict needs both.
-    Run 9 (no such questions) took any "prompt : <prompt>" to mean "check the image against it" and answered the
-    evaluator's instruction question by whether the first image matched the prompt, the opposite of the label on
-    omission pairs. Runs 10-14 answered them by the concept alone, which judged hallucinations (the concept shown,
-    the prompt's subject lost) at chance."""
+    Some questions also quote the prompt the image was drawn for ("... look icy ? prompt : <prompt>"), and the
+    answer is still the concept's. Without them, any "prompt : <prompt>" in a question meant "check the image
+    against it": run 9 answered the evaluator's instruction question (which quotes the prompt) by whether the first
+    image matched the prompt, the opposite of the label on omission pairs, and recalled the concept in 10% of
+    answers against 45% when the prompt was left out."""
     concept = rng.choice(LEXICON)
     place = ("first", "second")[which]
     quoted = rng.random() < PROMPT_CONTEXT_RATE
-    prompt, subject, scene = _drawn_for(concept, rng) if quoted else (None, None, _concept_scene(concept, rng))
-    think = _checked(f"the {place} image shows {describe(scene)} . {concept.definition}", scene, concept)
-    shows = scene_has_concept(scene, concept)
-    if prompt is not None:
-        marks = keep_marks(scene, build_spec(prompt, subject, [concept])["keep"])
-        think = f"{think} . kept : {marks_text(marks)}"
-        shows = shows and all(ok for _, ok in marks)
+    prompt, scene = _drawn_for(concept, rng) if quoted else (None, _concept_scene(concept, rng))
     scenes = (scene, scenes[1]) if which == 0 else (scenes[0], scene)
+    answer = "Yes" if scene_has_concept(scene, concept) else "No"
+    think = _checked(f"the {place} image shows {describe(scene)} . {concept.definition}", scene, concept)
     question = concept.scene_question.replace("?", " ?")
     if "this scene" in question:
         question = question.replace("this scene", f"the {place} image")
@@ -339,7 +318,7 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
         question = question.replace(" ?", f" beside the {('first', 'second')[1 - which]} image ?")
     if prompt is not None:
         question = f"{question} prompt : {_prompt_text(prompt, rng)[0]}"
-    return Example("two_images", question, format_answer(think, "Yes" if shows else "No"), scenes)
+    return Example("two_images", question, format_answer(think, answer), scenes)
 
 
 def _rewrite_turn(rng: random.Random) -> tuple[str, str]:
@@ -434,7 +413,7 @@ def corpus_words() -> list[str]:
         "compare how well each image matches the instruction . prompt instruction : ; "
         "the image shows has shapes shape looks on a background rewrite describe what this write of is there "
         "then after that also i would like want could let version hues here everything "
-        "zero one two three four five six seven eight nine first second asked kept shapes shape nothing only of or"
+        "zero one two three four five six seven eight nine first second asked shapes shape nothing"
     )
     words = set(vocabulary()) | set(seer_prompts.split()) | set(FORMAT_WORDS)
     for text in CAPTION_QUESTIONS + (REWRITE_QUESTION.format(prompt=""),):
