@@ -28,21 +28,14 @@ from seer.data.vie import load_vie
 from seer.eval.command import load_model
 from seer.rl.rewards import extract_verdict
 from seer.train.rlvr import RLVRArgs
-from seer.worlds.shapeworld.concepts import LEXICON, Concept, scene_has_concept
+from seer.worlds.shapeworld.concepts import recalled_concept, scene_has_concept
 from seer.worlds.shapeworld.oracle import parse_image
 
 FLIPPED = {"Yes": "No", "No": "Yes"}
-LONGEST_FIRST = sorted(LEXICON, key=lambda c: -len(c.definition))  # "icy but warm" is matched before "icy"
-
-
-def recalled(think: str) -> Concept | None:
-    """The concept whose definition the answer states."""
-    think = think.replace(" ,", ",")  # decoded text spaces punctuation; definitions do not
-    return next((c for c in LONGEST_FIRST if c.definition in think), None)
 
 
 def kind_of(text: str) -> str:
-    if recalled(text) is not None:
+    if recalled_concept(text) is not None:
         return "recall, second image" if "the second image shows" in text else "recall, first image"
     return "prompt checklist" if "asked :" in text else "description only"
 
@@ -89,7 +82,7 @@ def main() -> None:
         correct = verdict is not None and verdict.lower() == expected.lower()
         for key in ("all", kind, pair.bad_kind, f"{pair.bad_kind} / {kind}"):
             right[key].append(correct)
-        concept = recalled(text)
+        concept = recalled_concept(text)
         if kind != "recall, first image" or concept is None or concept.name not in concepts_of[pair.item_id]:
             continue
         first = parse_image(pair_set.images(pair, swapped=swapped)[0])

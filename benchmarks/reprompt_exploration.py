@@ -9,8 +9,9 @@ temperature 1 from the model with every adapter off, under the reprompter's ques
 (`seer.rl.reprompt.parse_descriptor`, as RLMT's reward does) and its descriptor classified against the item's spec
 at the text level (`seer.worlds.shapeworld.taxonomy`: success / omission / hallucination, or why it was rejected),
 without rendering: the generator draws gold descriptors right ~99% of the time, so this isolates the policy.
-Reported: the share of each outcome, success by split and difficulty, the items with at least one success, and how
-many thinks recall a concept (" means ").
+Reported: the share of each outcome, success by split and difficulty, the items with at least one success, how
+many thinks recall a concept (" means "), and success when the think recalls a concept the item asks for against
+when it does not (does recall lead to success, or is success luck?).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from seer.data.build import generate_sets
 from seer.eval.command import load_model
 from seer.rl.reprompt import REPROMPT_TEMPLATE, parse_descriptor
+from seer.worlds.shapeworld.concepts import recalled_concept
 from seer.worlds.shapeworld.taxonomy import classify_reprompt
 
 
@@ -60,6 +62,7 @@ def main() -> None:
     outcomes = collections.Counter()
     by_cell: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     solved, recalls = set(), 0
+    success_if: dict[str, list[bool]] = collections.defaultdict(list)
     for n, text in enumerate(texts):
         item = items[n // args.samples]
         result = outcome(text, item)
@@ -67,7 +70,11 @@ def main() -> None:
         by_cell[f"{item.split}/{item.difficulty}"][result] += 1
         if result == "success":
             solved.add(item.id)
-        recalls += " means " in text.split("</think>")[0]
+        think = text.split("</think>")[0]
+        recalls += " means " in think
+        concept = recalled_concept(think)
+        asked = concept is not None and concept.name in item.concepts
+        success_if["recalls an asked concept" if asked else "no asked concept recalled"].append(result == "success")
     total = len(texts)
     figures = {
         "date": datetime.date.today().isoformat(),
@@ -79,6 +86,7 @@ def main() -> None:
         "success_by_cell": {k: round(c["success"] / sum(c.values()), 4) for k, c in sorted(by_cell.items())},
         "items_with_a_success": len(solved),
         "recall_in_think": round(recalls / total, 4),
+        "success_if": {k: {"rate": round(sum(v) / len(v), 4), "n": len(v)} for k, v in sorted(success_if.items())},
         "examples": texts[: 4 * args.samples : args.samples],
     }
     print(json.dumps(figures, indent=2))

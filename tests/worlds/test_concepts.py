@@ -7,13 +7,14 @@ import pytest
 
 from seer.worlds.shapeworld.concepts import (
     CATEGORIES,
-    LEXICON,
     Colours,
     Composite,
+    LEXICON,
     concepts_in,
     get_concept,
     knowledge_sentences,
     qa_pairs,
+    recalled_concept,
     scene_has_concept,
     vocabulary,
 )
@@ -182,3 +183,13 @@ def test_every_concept_has_a_hand_checked_scene_and_shapes_are_known():
     for c in LEXICON:
         if isinstance(c.rule, Composite):
             assert all(p.shape in SHAPES and p.color in COLORS for p in c.rule.parts)
+
+
+def test_recalled_concept_reads_decoded_text_and_prefers_the_longer_definition():
+    decoded = "the first image shows a small blue circle at the top on a red background . icy means white , cyan and blue"
+    assert recalled_concept(decoded).name == "icy"
+    # "night means a black or blue background" is inside the fiery night's definition: the longer one is meant.
+    fiery = "a fiery night means a black or blue background with red , orange or yellow shapes"
+    assert recalled_concept(fiery).name == "fiery night"
+    assert recalled_concept("night means a black or blue background").name == "night"
+    assert recalled_concept("the prompt has two shapes on a red background") is None

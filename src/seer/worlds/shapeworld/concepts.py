@@ -589,6 +589,14 @@ def get_concept(name: str) -> Concept:
     return CONCEPTS[name]
 
 
+def recalled_concept(text: str) -> Concept | None:
+    """The concept whose definition `text` states (the longest such definition: "icy but warm ..." before "icy
+    ..."), or None. Decoded model text spaces its punctuation ("white , cyan"); definitions do not."""
+    text = text.replace(" ,", ",")
+    found = [c for c in LEXICON if c.definition in text]
+    return max(found, key=lambda c: len(c.definition), default=None)
+
+
 def concepts_in(category: str | None = None, split: str | None = None) -> list[Concept]:
     """The concepts of one category and/or split, in lexicon order."""
     return [c for c in LEXICON if category in (None, c.category) and split in (None, c.split)]
