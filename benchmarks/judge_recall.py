@@ -54,11 +54,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4, help="Sampled answers per pair and order.")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (a GPU answers with our static text engine).")
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    umm = load_model(args.model, "cpu")
+    umm = load_model(args.model, args.device)
     pair_set = load_pairs(args.pairs)
     pairs = [p for p in pair_set.pairs if p.stage == 2]
     pairs = random.Random(0).sample(pairs, min(args.n_pairs, len(pairs)))

@@ -44,11 +44,12 @@ def main() -> None:
     parser.add_argument("--data_seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (a GPU answers with our static text engine).")
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    umm = load_model(args.model, "cpu")
+    umm = load_model(args.model, args.device)
     _, eval_items = generate_sets(args.data_seed, 1, 10)
     items = eval_items[::2]
     questions = [args.template.format(prompt=i.prompt, instruction=i.instruction) for i in items]
