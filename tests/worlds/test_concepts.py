@@ -7,9 +7,9 @@ import pytest
 
 from seer.worlds.shapeworld.concepts import (
     CATEGORIES,
+    LEXICON,
     Colours,
     Composite,
-    LEXICON,
     concepts_in,
     get_concept,
     knowledge_sentences,
@@ -186,7 +186,7 @@ def test_every_concept_has_a_hand_checked_scene_and_shapes_are_known():
 
 
 def test_recalled_concept_reads_decoded_text_and_prefers_the_longer_definition():
-    decoded = "the first image shows a small blue circle at the top on a red background . icy means white , cyan and blue"
+    decoded = "the first image shows a small blue circle on a red background . icy means white , cyan and blue"
     assert recalled_concept(decoded).name == "icy"
     # "night means a black or blue background" is inside the fiery night's definition: the longer one is meant.
     fiery = "a fiery night means a black or blue background with red , orange or yellow shapes"
