@@ -191,6 +191,31 @@ def test_two_step_run_writes_config_metrics_and_a_loadable_model(tmp_path, capsy
     assert err.count("\n") == 1 and "not empty" in err and "--resume" in err and "--overwrite" in err
 
 
+def test_init_from_continues_a_saved_model_and_keeps_its_image_tokenizer(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert cli_main(["pretrain", *TINY, "--vq_steps", "1", "--lm_steps", "1", "--output_dir", str(first)]) == 0
+    start = _weights(first)
+
+    # No steps: the saved model is the one it started from, bit for bit (it was loaded, not re-initialised).
+    same = tmp_path / "same"
+    args = ["--init_from", str(first / "model"), "--vq_steps", "0"]
+    assert cli_main(["pretrain", *TINY, *args, "--lm_steps", "0", "--output_dir", str(same)]) == 0
+    assert all(torch.equal(t, start[k]) for k, t in _weights(same).items())
+
+    # One LM step: the language model moves, the frozen image tokenizer does not.
+    more = tmp_path / "more"
+    assert cli_main(["pretrain", *TINY, *args, "--lm_steps", "1", "--output_dir", str(more)]) == 0
+    after = _weights(more)
+    vq = [k for k in after if ".vqmodel." in k]
+    assert vq and all(torch.equal(after[k], start[k]) for k in vq)
+    assert any(not torch.equal(after[k], start[k]) for k in after if "language_model" in k)
+
+    capsys.readouterr()
+    assert cli_main(["pretrain", *TINY, "--init_from", str(tmp_path), "--output_dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--init_from" in err and "config.json" in err
+
+
 def test_overwrite_deletes_only_the_runs_own_files(tmp_path):
     for name in ("checkpoints/checkpoint-000001", "model", "samples"):
         (tmp_path / name).mkdir(parents=True)

@@ -4,6 +4,7 @@
     seer pretrain --config recipes/pretrain/shapeworld-tiny.yaml --output_dir runs/tiny     # the shipped model, 1 GPU
     accelerate launch --multi_gpu --num_processes 4 -m seer.cli pretrain --config ...       # DDP on 4 GPUs
     seer pretrain --config runs/tiny/config.yaml --resume                                   # continue a killed run
+    seer pretrain --config ... --init_from runs/tiny/model --vq_steps 0 --lm_steps N --lr L # continued pre-training
 
 Stage A trains the VQ tokenizer (`seer.train.vq`) on random rendered scenes and measures it with the oracle
 (encode -> decode -> parse = the same scene). Stage B freezes it and trains everything else on the corpus
@@ -96,6 +97,11 @@ class PretrainArgs:
     )
     seed: int = field(default=0, metadata={"help": "Seed of the initial weights and of every batch."})
     model_shape: str = field(default="shapeworld-tiny", metadata={"help": "Model shape (seer.models.janus.SHAPES)."})
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "Continue pre-training this model directory (a `seer pretrain` model/) instead of random "
+                  "weights (model_shape is then unused); with vq_steps 0 its image tokenizer is kept as it is."},
+    )  # fmt: skip
     mixed_precision: Literal["no", "bf16"] = field(
         default="no", metadata={"help": "bf16 autocast for training forwards (GPU); 'no' is fp32 (CPU, tests)."}
     )
@@ -604,6 +610,24 @@ def prepare_output_dir(args: PretrainArgs, is_main: bool) -> Path:
     return out
 
 
+def initial_model(args: PretrainArgs) -> JanusUMM:
+    """Random weights of `model_shape`, or the model of `init_from` when its vocabulary holds every corpus word (a
+    word it lacks would read as <unk> in every example that uses it)."""
+    if args.init_from is None:
+        return JanusUMM.from_shape(args.model_shape, seed=args.seed, words=corpus_words())
+    path = Path(args.init_from)
+    if not (path / "config.json").is_file():
+        raise SeerError(f"--init_from {path}: no config.json there; expected the model/ folder of a `seer pretrain` run")
+    umm = JanusUMM.from_pretrained(path)
+    missing = sorted(set(corpus_words()) - set(umm.tokenizer.get_vocab()))
+    if missing:
+        raise SeerError(
+            f"--init_from {path}: its vocabulary lacks {len(missing)} corpus words ({', '.join(missing[:5])}); "
+            "pre-train from scratch"
+        )
+    return umm
+
+
 def main(args: PretrainArgs) -> int:
     """Run `seer pretrain` (see the module docstring); returns the exit status (1: stopped by non-finite steps)."""
     try:
@@ -640,7 +664,7 @@ def _main(args: PretrainArgs) -> int:
         stage_steps = args.vq_steps if resumed["stage"] == "vq" else args.lm_steps
         log.truncate_after(resumed["step"], stage_finished=resumed.get("stage_step") == stage_steps)
 
-    umm = JanusUMM.from_shape(args.model_shape, seed=args.seed, words=corpus_words())
+    umm = initial_model(args)
     umm.janus.to(accelerator.device)
     rank, processor = accelerator.process_index, umm.processor
     mean, std = processor.image_processor.image_mean, processor.image_processor.image_std
