@@ -28,14 +28,15 @@ from seer.data.vie import load_vie
 from seer.eval.command import load_model
 from seer.rl.rewards import extract_verdict
 from seer.train.rlvr import RLVRArgs
-from seer.worlds.shapeworld.concepts import recalled_concept, scene_has_concept
+from seer.worlds.shapeworld.concepts import Concept, recalled_concept, scene_has_concept
 from seer.worlds.shapeworld.oracle import parse_image
 
 FLIPPED = {"Yes": "No", "No": "Yes"}
 
 
-def kind_of(text: str) -> str:
-    if recalled_concept(text) is not None:
+def kind_of(text: str, concept: Concept | None) -> str:
+    """How the answer's think works, given the concept it recalls (`recalled_concept`)."""
+    if concept is not None:
         return "recall, second image" if "the second image shows" in text else "recall, first image"
     return "prompt checklist" if "asked :" in text else "description only"
 
@@ -76,14 +77,14 @@ def main() -> None:
     concepts_of = {item.id: set(item.concepts) for item in load_vie(args.items)}
     right: dict[str, list[bool]] = collections.defaultdict(list)
     follows: dict[str, list[bool]] = collections.defaultdict(list)
-    kinds = [kind_of(text) for text in texts]
-    for (pair, swapped), text, kind in zip(asked, texts, kinds, strict=True):
+    concepts = [recalled_concept(text) for text in texts]
+    kinds = [kind_of(text, concept) for text, concept in zip(texts, concepts, strict=True)]
+    for (pair, swapped), text, concept, kind in zip(asked, texts, concepts, kinds, strict=True):
         expected = FLIPPED[pair.answer] if swapped else pair.answer
         verdict = extract_verdict(text)
         correct = verdict is not None and verdict.lower() == expected.lower()
         for key in ("all", kind, pair.bad_kind, f"{pair.bad_kind} / {kind}"):
             right[key].append(correct)
-        concept = recalled_concept(text)
         if kind != "recall, first image" or concept is None or concept.name not in concepts_of[pair.item_id]:
             continue
         first = parse_image(pair_set.images(pair, swapped=swapped)[0])
