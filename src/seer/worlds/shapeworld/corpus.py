@@ -33,7 +33,8 @@ The tasks, each a generator of `Example`s:
   of an instruction-tuned base model, with constraints the generator already understands (random colour sets
   and built objects, the layouts and counts of `id` concepts; never an `ood` concept's). Which literal
   constraint a *concept* asks for is what the model only knows through understanding, and what RLMT teaches it
-  to use (`concepts.random_literal_concept`).
+  to use (`concepts.random_literal_concept`). When the literal constraint is an `id` concept's meaning, the think
+  names the concept ("icy means white, cyan and blue"), as a reprompter's recall would, before the edit.
 
 Text-only examples are packed into documents of 1-3 turns, so each fact is also seen after unrelated
 context (a pilot found facts learned in a single QA frame could not be recalled in the RL prompt).
@@ -86,6 +87,11 @@ PROMPT_CONTEXT_RATE = 0.5  # concept questions about one of two images that quot
 REWRITE_EDIT_RATE = 0.2  # rewrites that change one attribute (sampling entropy for RL)
 CONSTRAINED_REWRITE_RATE = 0.5  # rewrites under a literal constraint
 CONSTRAINT_SUFFIX = " . use : {constraint}"
+# Literal constraints that are an `id` concept's meaning, answered by naming the concept in the think ("use : white,
+# cyan and blue" -> "<think> icy means white, cyan and blue </think>"): the think a reprompter writes when it recalls
+# a concept, followed by the edit. The constraint is literal in the question; never an `ood` concept.
+NAMED_CONSTRAINT_RATE = 0.5
+ID_CONCEPTS = tuple(c for c in LEXICON if c.split == "id")
 
 
 @dataclass(frozen=True)
@@ -339,8 +345,9 @@ def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
     """ "rewrite the prompt : P . use : <literal constraint> [for the <shape>]" -> the constraint restated in the
     think block, and P minimally edited to meet it. A constraint about one object names it by its shape, which is
     unique in the prompt (as VIE items name their subject)."""
+    named = rng.random() < NAMED_CONSTRAINT_RATE
     while True:
-        concept = random_literal_concept(rng)
+        concept = rng.choice(ID_CONCEPTS) if named else random_literal_concept(rng)
         prompt = random_scene(rng, max_objects=3)
         subject = None
         if concept.rule.subject_based:
@@ -353,7 +360,8 @@ def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
     constraint = constraint_text(concept) + (f" for the {subject.shape}" if subject else "")
     text = shuffled_text(prompt, rng) if rng.random() < 0.5 else describe(prompt)
     question = REWRITE_QUESTION.format(prompt=text) + CONSTRAINT_SUFFIX.format(constraint=constraint)
-    return question, format_answer(constraint, shuffled_text(edited, rng))
+    think = concept.definition if named else constraint
+    return question, format_answer(think, shuffled_text(edited, rng))
 
 
 def _text_document(task: str, rng: random.Random) -> Example:
