@@ -267,6 +267,7 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
         # The constraint restated, or the `id` concept whose meaning it is, named.
         named = id_constraints.get(constraint.split(" for the ")[0])
         assert think == constraint or (named is not None and think == named.definition), (think, constraint)
+        kinds["concept named in the think"] += think != constraint
         assert constraint.split(" for the ")[0] not in ood
         background = re.fullmatch(r"an? (.+) background", constraint)
         both = re.fullmatch(r"an? (.+) background with (.+) shapes", constraint)
@@ -293,7 +294,7 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
             kinds["id concept"] += 1
             concept = id_constraints[constraint.split(" for the ")[0]]
             assert scene_has_concept(out, concept), (constraint, out)
-    assert min(kinds.values()) >= 5 and len(kinds) == 5, kinds
+    assert min(kinds.values()) >= 5 and len(kinds) == 6, kinds
 
 
 def test_task_mixture_and_determinism():
