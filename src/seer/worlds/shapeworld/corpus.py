@@ -343,8 +343,9 @@ def _rewrite_turn(rng: random.Random) -> tuple[str, str]:
 
 def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
     """ "rewrite the prompt : P . use : <literal constraint> [for the <shape>]" -> the constraint restated in the
-    think block, and P minimally edited to meet it. A constraint about one object names it by its shape, which is
-    unique in the prompt (as VIE items name their subject)."""
+    think block (or, for an `id` concept's meaning, the concept named: "icy means ..."), and P minimally edited to
+    meet it. A constraint about one object names it by its shape, which is unique in the prompt (as VIE items name
+    their subject)."""
     named = rng.random() < NAMED_CONSTRAINT_RATE
     while True:
         concept = rng.choice(ID_CONCEPTS) if named else random_literal_concept(rng)
