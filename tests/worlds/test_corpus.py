@@ -264,11 +264,12 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
     for source, constraint, think, out in rewrite_turns(examples):
         if constraint is None:
             continue
+        asked = constraint.split(" for the ")[0]  # the constraint without the object it is about
         # The constraint restated, or the `id` concept whose meaning it is, named.
-        named = id_constraints.get(constraint.split(" for the ")[0])
+        named = id_constraints.get(asked)
         assert think == constraint or (named is not None and think == named.definition), (think, constraint)
         kinds["concept named in the think"] += think != constraint
-        assert constraint.split(" for the ")[0] not in ood
+        assert asked not in ood
         background = re.fullmatch(r"an? (.+) background", constraint)
         both = re.fullmatch(r"an? (.+) background with (.+) shapes", constraint)
         palette = re.fullmatch(r"[a-z]+(, [a-z]+)* and [a-z]+", constraint)
@@ -292,8 +293,7 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
             assert sorted([o.color, o.shape] for o in set(out.objects) - set(kept)) == sorted(parts)
         else:
             kinds["id concept"] += 1
-            concept = id_constraints[constraint.split(" for the ")[0]]
-            assert scene_has_concept(out, concept), (constraint, out)
+            assert scene_has_concept(out, id_constraints[asked]), (constraint, out)
     assert min(kinds.values()) >= 5 and len(kinds) == 6, kinds
 
 

@@ -50,6 +50,7 @@ from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS, concept_marks, m
 from seer.worlds.shapeworld.concepts import (
     LEXICON,
     Concept,
+    concepts_in,
     constraint_text,
     qa_pairs,
     random_literal_concept,
@@ -91,7 +92,7 @@ CONSTRAINT_SUFFIX = " . use : {constraint}"
 # cyan and blue" -> "<think> icy means white, cyan and blue </think>"): the think a reprompter writes when it recalls
 # a concept, followed by the edit. The constraint is literal in the question; never an `ood` concept.
 NAMED_CONSTRAINT_RATE = 0.5
-ID_CONCEPTS = tuple(c for c in LEXICON if c.split == "id")
+ID_CONCEPTS = tuple(concepts_in(split="id"))
 
 
 @dataclass(frozen=True)
