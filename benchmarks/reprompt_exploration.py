@@ -2,6 +2,7 @@
 
     python benchmarks/reprompt_exploration.py --model src/seer/assets/shapeworld-tiny --samples 8 --out x.json
     python benchmarks/reprompt_exploration.py --template "rewrite the prompt : {prompt} . instruction : {instruction}"
+    python benchmarks/reprompt_exploration.py --literal --samples 1    # greedy, the instruction's literal meaning
 
 GRPO can only amplify what the policy samples. For held-out evaluation items (`seer data`'s evaluation set for
 ``--data_seed``, every other item, so both splits and difficulties), ``--samples`` reprompts per item are drawn at
@@ -12,6 +13,10 @@ without rendering: the generator draws gold descriptors right ~99% of the time, 
 Reported: the share of each outcome, success by split and difficulty, the items with at least one success, how
 many thinks recall a concept (" means "), and success when the think recalls a concept the item asks for against
 when it does not (does recall lead to success, or is success luck?).
+
+``--literal`` puts the literal meaning of the item's concepts ("white, cyan and blue", "... for the circle") in
+the instruction's place, the pre-training frame of a constrained rewrite: how well the model applies a constraint
+it is given, apart from recalling it. ``--samples 1`` decodes greedily.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import collections
 import datetime
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -27,7 +33,8 @@ import torch
 from seer.data.build import generate_sets
 from seer.eval.command import load_model
 from seer.rl.reprompt import REPROMPT_TEMPLATE, parse_descriptor
-from seer.worlds.shapeworld.concepts import recalled_concept
+from seer.worlds.shapeworld.concepts import constraint_text, get_concept, recalled_concept
+from seer.worlds.shapeworld.scene import SHAPES
 from seer.worlds.shapeworld.taxonomy import classify_reprompt
 
 
@@ -36,11 +43,26 @@ def outcome(text: str, item) -> str:
     return classify_reprompt(reprompt.descriptor, item) if reprompt.descriptor else reprompt.reason
 
 
+def literal_instruction(item) -> str:
+    """The literal constraints the item's concepts mean, as pre-training's constrained rewrites state them (a
+    subject concept's "for the <shape>": the shape the instruction names)."""
+    words = set(re.sub(r"[^a-z ]", " ", item.instruction).split())
+    parts = []
+    for name in item.concepts:
+        concept = get_concept(name)
+        text = constraint_text(concept)
+        if concept.rule.subject_based:
+            text += " for the " + next(s for s in SHAPES if words & {s, s + "s", s + "es"})
+        parts.append(text)
+    return " . use : ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="Model directory (default: the embedded model).")
     parser.add_argument("--template", default=REPROMPT_TEMPLATE, help="The reprompter's question.")
-    parser.add_argument("--samples", type=int, default=8, help="Sampled reprompts per item.")
+    parser.add_argument("--samples", type=int, default=8, help="Sampled reprompts per item (1: greedy).")
+    parser.add_argument("--literal", action="store_true", help="The concepts' literal meaning for the instruction.")
     parser.add_argument("--data_seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
@@ -52,13 +74,14 @@ def main() -> None:
     umm = load_model(args.model, args.device)
     _, eval_items = generate_sets(args.data_seed, 1, 10)
     items = eval_items[::2]
-    questions = [args.template.format(prompt=i.prompt, instruction=i.instruction) for i in items]
+    asked = [literal_instruction(i) if args.literal else i.instruction for i in items]
+    questions = [args.template.format(prompt=i.prompt, instruction=a) for i, a in zip(items, asked)]
     questions = [q for q in questions for _ in range(args.samples)]
     texts: list[str] = []
     for start in range(0, len(questions), args.batch_size):
         batch = questions[start : start + args.batch_size]
         seeds = list(range(start, start + len(batch)))
-        texts += umm.generate_text(batch, max_new_tokens=96, do_sample=True, seeds=seeds).texts
+        texts += umm.generate_text(batch, max_new_tokens=96, do_sample=args.samples > 1, seeds=seeds).texts
 
     outcomes = collections.Counter()
     by_cell: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -81,6 +104,7 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
         "model": args.model or "embedded",
         "template": args.template,
+        "literal": args.literal,
         "items": len(items),
         "samples_per_item": args.samples,
         "outcomes": {k: round(v / total, 4) for k, v in outcomes.most_common()},

@@ -17,9 +17,16 @@ from seer.worlds.shapeworld.concepts import (
     phrasing_texts,
     scene_has_concept,
 )
-from seer.worlds.shapeworld.corpus import TASK_WEIGHTS, corpus_words, sample_example, sample_tasks, shuffled_text
+from seer.worlds.shapeworld.corpus import (
+    TASK_WEIGHTS,
+    corpus_words,
+    listed_like,
+    sample_example,
+    sample_tasks,
+    shuffled_text,
+)
 from seer.worlds.shapeworld.grammar import describe_object, parse
-from seer.worlds.shapeworld.scene import random_scene
+from seer.worlds.shapeworld.scene import Obj, Scene, random_scene
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +251,41 @@ def test_plain_rewrites_mostly_keep_the_scene_and_otherwise_change_one_attribute
                 a.background == b.background and len(diff_objects) == 2
             )
     assert 0.7 < same / (same + changed) < 0.9
+
+
+def listing_order(text):
+    """The objects of a literal prompt in the order its text lists them."""
+    return sorted(parse(text).objects, key=lambda o: text.index(describe_object(o)))
+
+
+def test_listed_like_keeps_the_prompts_order_and_puts_edits_in_place():
+    ring = Obj("right", "ring", "red", "large")
+    bar = Obj("left", "bar", "blue", "small")
+    # The prompt lists the ring (right) before the bar (left): the reverse of cell order.
+    recoloured = Scene("white", (Obj("right", "ring", "cyan", "large"), Obj("left", "bar", "cyan", "small")))
+    assert listed_like(recoloured, [ring, bar]) == (
+        "a large cyan ring at the right and a small cyan bar at the left on a white background"
+    )
+    # The bar built into a two-part stack: both parts go where the bar was listed (cell order between them),
+    # the top part resembling the bar by its size only, the bottom part by its cell and size.
+    stack = Scene("white", (ring, Obj("top left", "triangle", "green", "small"), Obj("left", "square", "brown", "small")))
+    assert listed_like(stack, [ring, bar]) == (
+        "a large red ring at the right, a small green triangle at the top left and a small brown square at the left"
+        " on a white background"
+    )
+
+
+def test_rewrites_list_kept_objects_in_the_prompts_order(examples):
+    checked = 0
+    for prompt, target in (t for e in examples for t in ((e.prompt, e.target), *e.context)):
+        if not prompt.startswith("rewrite the prompt : "):
+            continue
+        body = prompt[len("rewrite the prompt : ") :].partition(" . use : ")[0]
+        out = listing_order(parse_answer(target)[1])
+        kept = [o for o in listing_order(body) if o in out]
+        assert [o for o in out if o in kept] == kept, (prompt, target)
+        checked += len(kept) > 1
+    assert checked > 50
 
 
 def colour_list(text):
