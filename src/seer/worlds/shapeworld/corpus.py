@@ -34,7 +34,9 @@ The tasks, each a generator of `Example`s:
   and built objects, the layouts and counts of `id` concepts; never an `ood` concept's). Which literal
   constraint a *concept* asks for is what the model only knows through understanding, and what RLMT teaches it
   to use (`concepts.random_literal_concept`). When the literal constraint is an `id` concept's meaning, the think
-  names the concept ("icy means white, cyan and blue"), as a reprompter's recall would, before the edit.
+  names the concept ("icy means white, cyan and blue"), as a reprompter's recall would, before the edit. Some
+  carry two constraints of different kinds (" . use : C1 . use : C2"), as a hard item asks two things: the think
+  recalls or restates both, and the edit meets both.
 
 Text-only examples are packed into documents of 1-3 turns, so each fact is also seen after unrelated
 context (a pilot found facts learned in a single QA frame could not be recalled in the RL prompt).
@@ -58,7 +60,7 @@ from seer.worlds.shapeworld.concepts import (
     vocabulary,
 )
 from seer.worlds.shapeworld.grammar import describe, describe_object
-from seer.worlds.shapeworld.items import elaborate, nameable_subjects, perturb_scene
+from seer.worlds.shapeworld.items import compatible, elaborate, nameable_subjects, perturb_scene
 from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene, random_scene
 
 # Task mixture of one pre-training step (fractions of examples). t2i dominates: it is the hardest to learn.
@@ -93,6 +95,9 @@ CONSTRAINT_SUFFIX = " . use : {constraint}"
 # a concept, followed by the edit. The constraint is literal in the question; never an `ood` concept.
 NAMED_CONSTRAINT_RATE = 0.5
 ID_CONCEPTS = tuple(concepts_in(split="id"))
+# Constrained rewrites with a second constraint of another category (never a compound, as in a hard VIE item):
+# the hard items' two edits, which single-constraint rewrites never show.
+TWO_CONSTRAINT_RATE = 0.4
 
 
 @dataclass(frozen=True)
@@ -362,27 +367,43 @@ def _rewrite_turn(rng: random.Random) -> tuple[str, str]:
     return REWRITE_QUESTION.format(prompt=text), format_answer(think, listed_like(output, listed))
 
 
+def _constraint_concept(named: bool, rng: random.Random) -> Concept:
+    return rng.choice(ID_CONCEPTS) if named else random_literal_concept(rng)
+
+
+def _constraint_concepts(named: bool, two: bool, rng: random.Random) -> list[Concept]:
+    """One constraint's concept, or two that a hard item could combine (another category, not a compound,
+    compatible edits)."""
+    first = _constraint_concept(named, rng)
+    while two:
+        second = _constraint_concept(named, rng)
+        if second.category not in (first.category, "compound") and compatible(first, second):
+            return [first, second]
+    return [first]
+
+
 def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
-    """ "rewrite the prompt : P . use : <literal constraint> [for the <shape>]" -> the constraint restated in the
-    think block (or, for an `id` concept's meaning, the concept named: "icy means ..."), and P minimally edited to
-    meet it. A constraint about one object names it by its shape, which is unique in the prompt (as VIE items name
-    their subject)."""
+    """ "rewrite the prompt : P . use : <literal constraint> [for the <shape>]" (sometimes a second " . use : ...")
+    -> each constraint restated in the think block, or the `id` concept it means named, and P minimally edited to
+    meet them all. A constraint about one object names it by its shape, which is unique in the prompt (as VIE items
+    name their subject)."""
     named = rng.random() < NAMED_CONSTRAINT_RATE
+    two = rng.random() < TWO_CONSTRAINT_RATE
     while True:
-        concept = rng.choice(ID_CONCEPTS) if named else random_literal_concept(rng)
+        concepts = _constraint_concepts(named, two, rng)
         prompt = random_scene(rng, max_objects=3)
         subject = None
-        if concept.rule.subject_based:
+        if any(c.rule.subject_based for c in concepts):
             subject = rng.choice(nameable_subjects(prompt) or [None])
             if subject is None:
                 continue
-        edited = elaborate(prompt, subject, [concept], rng)
-        if edited is not None and scene_has_concept(edited, concept):
+        edited = elaborate(prompt, subject, concepts, rng)
+        if edited is not None and all(scene_has_concept(edited, c) for c in concepts):
             break
-    constraint = constraint_text(concept) + (f" for the {subject.shape}" if subject else "")
+    constraints = [constraint_text(c) + (f" for the {subject.shape}" if c.rule.subject_based else "") for c in concepts]
     text, listed = _prompt_text(prompt, rng)
-    question = REWRITE_QUESTION.format(prompt=text) + CONSTRAINT_SUFFIX.format(constraint=constraint)
-    think = concept.definition if named else constraint
+    question = REWRITE_QUESTION.format(prompt=text) + "".join(CONSTRAINT_SUFFIX.format(constraint=c) for c in constraints)
+    think = " . ".join(c.definition for c in concepts) if named else " . ".join(constraints)
     return question, format_answer(think, listed_like(edited, listed))
 
 
