@@ -1,23 +1,17 @@
 """benchmarks/reprompt_exploration.py: the literal constraint that `--literal` puts in an instruction's place."""
 
-import importlib.util
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from seer.data.build import generate_sets
 from seer.worlds.shapeworld.grammar import parse
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reprompt_exploration.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("reprompt_exploration", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("reprompt_exploration")
 
 
 def test_literal_instruction_states_each_concepts_meaning(bench):

@@ -5,25 +5,21 @@ exclusive, every part of the step is measured (the unmeasured rest is small), an
 render and judge every descriptor of a group.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import BENCHMARKS, load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rlmt_step.py"
+SCRIPT = BENCHMARKS / "rlmt_step.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("rlmt_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("rlmt_step")
 
 
 def test_timers_are_exclusive(bench):
