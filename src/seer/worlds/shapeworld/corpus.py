@@ -142,9 +142,9 @@ def listed_like(scene: Scene, listed: list[Obj]) -> str:
     """The literal prompt of `scene` (an edit of a prompt) listing its objects in the order the prompt's text
     lists `listed`: each object goes where the prompt object it most resembles was listed (ties: the earlier
     one), objects resembling the same one in cell order. A rewrite then copies its prompt in order and edits in
-    place. Runs 11-16 listed the output in random order: the tiny model then bound sizes and cells to the wrong
-    shapes (run 16 under the literal constraint of the item's own concept: 0.45 of simple evaluation items right,
-    most failures a shape moved or resized)."""
+    place. Runs 11-16 listed the output in random order, and the tiny model bound sizes and cells to the wrong
+    shapes: run 16's reprompts for palette and atmosphere items moved a shape the instruction leaves alone in 20
+    of 80 cases (benchmarks/RESULTS.md, run 18)."""
     def source(obj: Obj) -> int:
         return max(range(len(listed)), key=lambda k: (_likeness(obj, listed[k]), -k))
 
