@@ -225,12 +225,17 @@ def test_knowledge_answers_state_the_definition(examples):
     assert any(parse_answer(t)[0] == icy.definition for p, t in turns if not p.startswith("rewrite"))
 
 
-def rewrite_turns(examples):
-    """(source scene, constraints (empty for a plain rewrite), think, output scene) of every rewrite turn."""
+def rewrite_texts(examples):
+    """(the prompt's text, constraints (empty for a plain rewrite), the answer) of every rewrite turn."""
     for prompt, target in (t for e in examples for t in ((e.prompt, e.target), *e.context)):
-        if not prompt.startswith("rewrite the prompt : "):
-            continue
-        body, *constraints = prompt[len("rewrite the prompt : ") :].split(" . use : ")
+        if prompt.startswith("rewrite the prompt : "):
+            body, *constraints = prompt[len("rewrite the prompt : ") :].split(" . use : ")
+            yield body, constraints, target
+
+
+def rewrite_turns(examples):
+    """(source scene, constraints, think, output scene) of every rewrite turn."""
+    for body, constraints, target in rewrite_texts(examples):
         think, descriptor = parse_answer(target)
         yield parse(body), constraints, think, parse(descriptor)
 
@@ -277,13 +282,10 @@ def test_listed_like_keeps_the_prompts_order_and_puts_edits_in_place():
 
 def test_rewrites_list_kept_objects_in_the_prompts_order(examples):
     checked = 0
-    for prompt, target in (t for e in examples for t in ((e.prompt, e.target), *e.context)):
-        if not prompt.startswith("rewrite the prompt : "):
-            continue
-        body = prompt[len("rewrite the prompt : ") :].partition(" . use : ")[0]
+    for body, _, target in rewrite_texts(examples):
         out = listing_order(parse_answer(target)[1])
         kept = [o for o in listing_order(body) if o in out]
-        assert [o for o in out if o in kept] == kept, (prompt, target)
+        assert [o for o in out if o in kept] == kept, (body, target)
         checked += len(kept) > 1
     assert checked > 50
 
