@@ -17,6 +17,7 @@ from seer.worlds.shapeworld.concepts import (
     phrasing_texts,
     scene_has_concept,
 )
+from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS
 from seer.worlds.shapeworld.corpus import (
     TASK_WEIGHTS,
     corpus_words,
@@ -214,35 +215,86 @@ def test_concept_answers_recall_the_definition_then_use_it(examples):
     assert 0.3 < answers.count("Yes") / len(answers) < 0.7
 
 
+ALIAS = re.compile(r"version [a-z]+")
+
+
+def document_turns(example):
+    """The (prompt, target) turns of a document in the order they were written."""
+    return [*example.context, (example.prompt, example.target)]
+
+
 def test_knowledge_answers_state_the_definition(examples):
+    """A knowledge answer states a concept's definition, or the meaning of a made-up name ("version seven means
+    ...") that a later rewrite of the same document asks for."""
     icy = get_concept("icy")
-    turns = [t for e in examples if not e.scenes for t in ((e.prompt, e.target), *e.context)]
+    turns = [t for e in examples if not e.scenes for t in document_turns(e)]
+    aliases = 0
     for prompt, target in turns:
         if prompt.startswith("rewrite the prompt : "):
             continue
-        think, _ = parse_answer(target)
-        assert any(think == c.definition for c in LEXICON)
+        think, answer = parse_answer(target)
+        alias = re.fullmatch(r"what does (version [a-z]+) mean\?", prompt)
+        if alias:
+            aliases += 1
+            assert think == answer and think.startswith(f"{alias[1]} means ")
+        else:
+            assert any(think == c.definition for c in LEXICON)
     assert any(parse_answer(t)[0] == icy.definition for p, t in turns if not p.startswith("rewrite"))
+    assert aliases > 20
 
 
 def rewrite_texts(examples):
-    """(the prompt's text, constraints (empty for a plain rewrite), the answer) of every rewrite turn."""
-    for prompt, target in (t for e in examples for t in ((e.prompt, e.target), *e.context)):
-        if prompt.startswith("rewrite the prompt : "):
-            body, *constraints = prompt[len("rewrite the prompt : ") :].split(" . use : ")
-            yield body, constraints, target
+    """(the prompt's text, constraints (empty for a plain rewrite), the answer, the alias each constraint named or
+    None) of every rewrite turn. A constraint that names an alias ("version seven for the ring") is replaced by the
+    meaning the document gave it earlier ("<meaning> for the ring"); an alias never defined fails here."""
+    for example in examples:
+        meanings = {}
+        for prompt, target in document_turns(example):
+            defined = re.fullmatch(r"what does (version [a-z]+) mean\?", prompt)
+            if defined:
+                meanings[defined[1]] = parse_answer(target)[1].split(" means ", 1)[1]
+            if not prompt.startswith("rewrite the prompt : "):
+                continue
+            body, *asked = prompt[len("rewrite the prompt : ") :].split(" . use : ")
+            names = [ALIAS.match(c)[0] if ALIAS.match(c) else None for c in asked]
+            constraints = [c if n is None else meanings[n] + c[len(n) :] for c, n in zip(asked, names)]
+            yield body, constraints, target, names
 
 
 def rewrite_turns(examples):
-    """(source scene, constraints, think, output scene) of every rewrite turn."""
-    for body, constraints, target in rewrite_texts(examples):
+    """(source scene, constraints, think, output scene, aliases) of every rewrite turn."""
+    for body, constraints, target, names in rewrite_texts(examples):
         think, descriptor = parse_answer(target)
-        yield parse(body), constraints, think, parse(descriptor)
+        yield parse(body), constraints, think, parse(descriptor), names
+
+
+def test_plain_rewrites_only_count_the_shapes(examples):
+    """A plain rewrite never recalls a concept: runs 16-18 recalled one the prompt showed, then copied it, and the
+    reprompter learned to copy after a recall."""
+    plain = [(source, think) for source, constraints, think, _, _ in rewrite_turns(examples) if not constraints]
+    for source, think in plain:
+        n = len(source.objects)
+        assert think == f"the prompt has {NUMBER_WORDS[n]} shape{'s' * (n > 1)} on a {source.background} background"
+    assert len(plain) > 50
+
+
+def test_aliases_are_defined_before_use_and_mean_different_things(examples):
+    """Every alias a rewrite asks for was defined earlier in its document (`rewrite_texts` fails otherwise); the
+    think restates its meaning, and one name means many things across documents, so only the think says what to
+    draw."""
+    meanings = collections.defaultdict(set)
+    for _, constraints, target, names in rewrite_texts(examples):
+        for constraint, name in zip(constraints, names):
+            if name is not None:
+                assert parse_answer(target)[0] == f"{name} means {constraint}"
+                meanings[name].add(constraint)
+    assert sum(len(m) for m in meanings.values()) > 30
+    assert max(len(m) for m in meanings.values()) >= 3
 
 
 def test_plain_rewrites_mostly_keep_the_scene_and_otherwise_change_one_attribute(examples):
     same = changed = 0
-    for source, constraints, _, out in rewrite_turns(examples):
+    for source, constraints, _, out, _ in rewrite_turns(examples):
         if constraints:
             continue
         if out == source:
@@ -280,9 +332,21 @@ def test_listed_like_keeps_the_prompts_order_and_puts_edits_in_place():
     )
 
 
+def test_listed_like_puts_a_part_alike_to_two_shapes_where_the_nearer_one_was():
+    ring = Obj("right", "ring", "red", "small")
+    bar = Obj("left", "bar", "blue", "small")
+    # The bar built into a triangle over a square: the triangle shares only its size with the ring and the bar
+    # alike, and is nearer the bar, so it is listed with the bar's parts, after the ring the prompt lists first.
+    stack = Scene("white", (ring, Obj("top left", "triangle", "green", "small"), Obj("left", "square", "brown", "small")))
+    assert listed_like(stack, [ring, bar]) == (
+        "a small red ring at the right, a small green triangle at the top left and a small brown square at the left"
+        " on a white background"
+    )
+
+
 def test_rewrites_list_kept_objects_in_the_prompts_order(examples):
     checked = 0
-    for body, _, target in rewrite_texts(examples):
+    for body, _, target, _ in rewrite_texts(examples):
         out = listing_order(parse_answer(target)[1])
         kept = [o for o in listing_order(body) if o in out]
         assert [o for o in out if o in kept] == kept, (body, target)
@@ -305,15 +369,21 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
     ood = {literal(c.definition) for c in LEXICON if c.split == "ood"}
     id_constraints = {literal(c.definition): c for c in LEXICON if c.split == "id"}
     kinds = collections.Counter()
-    for source, constraints, think, out in rewrite_turns(examples):
+    for source, constraints, think, out, aliases in rewrite_turns(examples):
         if not constraints:
             continue
         kinds[f"{len(constraints)} constraints"] += 1
-        # Each constraint restated, or the `id` concept whose meaning it is named, in order.
-        named = [id_constraints.get(c.split(" for the ")[0]) for c in constraints]
-        restated = " . ".join(constraints)
-        assert think == restated or (None not in named and think == " . ".join(c.definition for c in named)), think
-        kinds["concept named in the think"] += think != restated
+        if aliases[0] is not None:  # its think is checked by test_aliases_are_defined_before_use...
+            kinds["alias"] += 1
+        else:
+            # Each constraint restated, or the `id` concept whose meaning it is named, keeping " for the <shape>".
+            literal = [c.split(" for the ")[0] for c in constraints]
+            named = [id_constraints.get(c) for c in literal]
+            restated = " . ".join(constraints)
+            recalled = None not in named and think == " . ".join(
+                n.definition + c[len(lit) :] for n, c, lit in zip(named, constraints, literal))
+            assert think == restated or recalled, think
+            kinds["concept named in the think"] += think != restated
         alone = len(constraints) == 1  # nothing but the constraint may change
         for constraint in constraints:
             assert constraint.split(" for the ")[0] not in ood
@@ -348,7 +418,7 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
                 kinds["id concept"] += 1
                 concept = id_constraints[constraint.split(" for the ")[0]]
                 assert scene_has_concept(out, concept), (constraint, out)
-    assert min(kinds.values()) >= 5 and len(kinds) == 8, kinds
+    assert min(kinds.values()) >= 5 and len(kinds) == 9, kinds
 
 
 def test_task_mixture_and_determinism():

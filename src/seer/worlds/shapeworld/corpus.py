@@ -61,7 +61,7 @@ from seer.worlds.shapeworld.concepts import (
 )
 from seer.worlds.shapeworld.grammar import describe, describe_object
 from seer.worlds.shapeworld.items import compatible, elaborate, nameable_subjects, perturb_scene
-from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene, random_scene
+from seer.worlds.shapeworld.scene import COLORS, POSITIONS, SHAPES, SIZES, Obj, Scene, cell_of, random_scene
 
 # Task mixture of one pre-training step (fractions of examples). t2i dominates: it is the hardest to learn.
 TASK_WEIGHTS: dict[str, float] = {
@@ -98,6 +98,9 @@ ID_CONCEPTS = tuple(concepts_in(split="id"))
 # Constrained rewrites with a second constraint of another category (never a compound, as in a hard VIE item):
 # the hard items' two edits, which single-constraint rewrites never show.
 TWO_CONSTRAINT_RATE = 0.4
+# Rewrites that ask for a made-up name defined earlier in the document ("version seven"), see `_alias_turns`.
+ALIAS_REWRITE_RATE = 0.3
+ALIAS_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 @dataclass(frozen=True)
@@ -134,14 +137,18 @@ def shuffled_text(scene: Scene, rng: random.Random) -> str:
     return _listing(objs, scene.background)
 
 
-def _likeness(a: Obj, b: Obj) -> int:
-    return (a.pos == b.pos) + (a.shape == b.shape) + (a.size == b.size) + (a.color == b.color)
+def _likeness(a: Obj, b: Obj) -> tuple[int, int]:
+    """(attributes shared, minus the distance between their cells): the nearer of two equally alike objects wins,
+    so a built object's parts, which share nothing with the shape they replace, are listed where it was."""
+    (ra, ca), (rb, cb) = cell_of(a.pos), cell_of(b.pos)
+    shared = (a.pos == b.pos) + (a.shape == b.shape) + (a.size == b.size) + (a.color == b.color)
+    return shared, -(abs(ra - rb) + abs(ca - cb))
 
 
 def listed_like(scene: Scene, listed: list[Obj]) -> str:
     """The literal prompt of `scene` (an edit of a prompt) listing its objects in the order the prompt's text
-    lists `listed`: each object goes where the prompt object it most resembles was listed (ties: the earlier
-    one), objects resembling the same one in cell order. A rewrite then copies its prompt in order and edits in
+    lists `listed`: each object goes where the prompt object it most resembles was listed (ties: the nearer, then
+    the earlier one), objects resembling the same one in cell order. A rewrite then copies its prompt in order and edits in
     place. Runs 11-16 listed the output in random order, and the tiny model bound sizes and cells to the wrong
     shapes: run 16's reprompts for palette and atmosphere items moved a shape the instruction leaves alone in 20
     of 80 cases (benchmarks/RESULTS.md, run 18)."""
@@ -354,15 +361,13 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
 
 
 def _rewrite_turn(rng: random.Random) -> tuple[str, str]:
-    scene = _scene(rng) if rng.random() < 0.7 else _positive_scene(rng.choice(LEXICON), rng)
+    """ "rewrite the prompt : P" -> P copied (sometimes with one attribute changed). The think only counts the
+    shapes: runs 16-18 sometimes recalled a concept the prompt already showed, then copied, and the reprompter
+    learned to copy after a recall ("... the prompt looks candy", then P unchanged)."""
+    scene = _scene(rng)
     output = perturb_scene(scene, rng) if rng.random() < REWRITE_EDIT_RATE else scene
-    shown = [c for c in LEXICON if scene_has_concept(scene, c)]
-    if shown and rng.random() < 0.5:
-        concept = rng.choice(shown)
-        think = f"{concept.definition} . the prompt looks {concept.name}"
-    else:
-        n = len(scene.objects)
-        think = f"the prompt has {NUMBER_WORDS[n]} shape{'s' if n > 1 else ''} on a {scene.background} background"
+    n = len(scene.objects)
+    think = f"the prompt has {NUMBER_WORDS[n]} shape{'s' if n > 1 else ''} on a {scene.background} background"
     text, listed = _prompt_text(scene, rng)
     return REWRITE_QUESTION.format(prompt=text), format_answer(think, listed_like(output, listed))
 
@@ -382,15 +387,17 @@ def _constraint_concepts(named: bool, two: bool, rng: random.Random) -> list[Con
     return [first]
 
 
-def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
-    """ "rewrite the prompt : P . use : <literal constraint> [for the <shape>]" (sometimes a second " . use : ...")
-    -> each constraint restated in the think block, or the `id` concept it means named, and P minimally edited to
-    meet them all. A constraint about one object names it by its shape, which is unique in the prompt (as VIE items
-    name their subject)."""
-    named = rng.random() < NAMED_CONSTRAINT_RATE
-    two = rng.random() < TWO_CONSTRAINT_RATE
+def _for_subject(concept: Concept, subject: Obj | None) -> str:
+    """ " for the circle" after a constraint about one object (named by its shape, unique in the prompt, as VIE
+    items name their subject), else ""."""
+    return f" for the {subject.shape}" if concept.rule.subject_based else ""
+
+
+def _constrained_edit(concepts_of, rng: random.Random) -> tuple[Scene, Obj | None, list[Concept], Scene]:
+    """(prompt, subject, concepts, edited): a random prompt minimally edited by the world's gold editor to show
+    every concept `concepts_of(rng)` draws (drawn again until the prompt can show them)."""
     while True:
-        concepts = _constraint_concepts(named, two, rng)
+        concepts = concepts_of(rng)
         prompt = random_scene(rng, max_objects=3)
         subject = None
         if any(c.rule.subject_based for c in concepts):
@@ -399,25 +406,59 @@ def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
                 continue
         edited = elaborate(prompt, subject, concepts, rng)
         if edited is not None and all(scene_has_concept(edited, c) for c in concepts):
-            break
-    constraints = [constraint_text(c) + (f" for the {subject.shape}" if c.rule.subject_based else "") for c in concepts]
+            return prompt, subject, concepts, edited
+
+
+def _rewrite_answer(prompt: Scene, constraints: list[str], think: str, edited: Scene, rng: random.Random) -> tuple[str, str]:
+    """The turn "rewrite the prompt : P . use : C1 [. use : C2]" -> `think`, then `edited` listed like P's text."""
     text, listed = _prompt_text(prompt, rng)
     question = REWRITE_QUESTION.format(prompt=text) + "".join(CONSTRAINT_SUFFIX.format(constraint=c) for c in constraints)
-    think = " . ".join(c.definition for c in concepts) if named else " . ".join(constraints)
     return question, format_answer(think, listed_like(edited, listed))
 
 
+def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
+    """ "rewrite the prompt : P . use : <literal constraint> [for the <shape>]" (sometimes a second " . use : ...")
+    -> each constraint restated in the think block, or the `id` concept it means named (keeping " for the
+    <shape>", so the think says which shape an edit replaces), and P minimally edited to meet them all."""
+    named = rng.random() < NAMED_CONSTRAINT_RATE
+    two = rng.random() < TWO_CONSTRAINT_RATE
+    prompt, subject, concepts, edited = _constrained_edit(lambda r: _constraint_concepts(named, two, r), rng)
+    constraints = [constraint_text(c) + _for_subject(c, subject) for c in concepts]
+    think = " . ".join(c.definition + _for_subject(c, subject) for c in concepts) if named else " . ".join(constraints)
+    return _rewrite_answer(prompt, constraints, think, edited, rng)
+
+
+def _alias_turns(rng: random.Random) -> list[tuple[str, str]]:
+    """Two turns: a made-up name defined ("what does version seven mean?" -> "version seven means white, pink and
+    green"), then a rewrite that asks for it by name (" . use : version seven [for the <shape>]"), answered by
+    restating the meaning in the think, then the edit. The name means something else in every document, so the
+    edit can only follow the think: the habit a reprompter needs after recalling a concept (run 18b's recalled the
+    asked concept, then copied the prompt unchanged, in 31 of 73 samples; given the literal meaning, none did)."""
+    name = f"version {rng.choice(ALIAS_NUMBERS)}"
+    prompt, subject, (concept,), edited = _constrained_edit(lambda r: [random_literal_concept(r)], rng)
+    definition = f"{name} means {constraint_text(concept)}"
+    tail = _for_subject(concept, subject)
+    return [
+        (f"what does {name} mean?", format_answer(definition, definition)),
+        _rewrite_answer(prompt, [name + tail], definition + tail, edited, rng),
+    ]
+
+
+def _text_units(task: str, rng: random.Random) -> list[tuple[str, str]]:
+    """One or two turns of a text document: a knowledge QA, or a rewrite (plain, constrained, or by alias)."""
+    if task == "knowledge":
+        return [_knowledge_turn(rng.choice(LEXICON), rng)]
+    if rng.random() < ALIAS_REWRITE_RATE:
+        return _alias_turns(rng)
+    return [_constrained_rewrite_turn(rng) if rng.random() < CONSTRAINED_REWRITE_RATE else _rewrite_turn(rng)]
+
+
 def _text_document(task: str, rng: random.Random) -> Example:
-    turns = []
-    for _ in range(rng.randint(1, MAX_DOC_TURNS)):
-        kind = task if not turns else rng.choice(TEXT_TASKS)
-        if kind == "knowledge":
-            turns.append(_knowledge_turn(rng.choice(LEXICON), rng))
-        elif rng.random() < CONSTRAINED_REWRITE_RATE:
-            turns.append(_constrained_rewrite_turn(rng))
-        else:
-            turns.append(_rewrite_turn(rng))
-    rng.shuffle(turns)
+    """1-3 units (an alias's two turns stay together, definition first) in random order; the last turn is the
+    example's prompt and target, the others its context."""
+    units = [_text_units(task if not i else rng.choice(TEXT_TASKS), rng) for i in range(rng.randint(1, MAX_DOC_TURNS))]
+    rng.shuffle(units)
+    turns = [turn for unit in units for turn in unit]
     (prompt, target), context = turns[-1], tuple(turns[:-1])
     return Example(task, prompt, target, context=context)
 
