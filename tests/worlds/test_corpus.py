@@ -7,6 +7,7 @@ import re
 import pytest
 
 from seer.formats import parse_answer
+from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS
 from seer.worlds.shapeworld.concepts import (
     LEXICON,
     Colours,
@@ -17,7 +18,6 @@ from seer.worlds.shapeworld.concepts import (
     phrasing_texts,
     scene_has_concept,
 )
-from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS
 from seer.worlds.shapeworld.corpus import (
     TASK_WEIGHTS,
     corpus_words,
@@ -337,7 +337,8 @@ def test_listed_like_puts_a_part_alike_to_two_shapes_where_the_nearer_one_was():
     bar = Obj("left", "bar", "blue", "small")
     # The bar built into a triangle over a square: the triangle shares only its size with the ring and the bar
     # alike, and is nearer the bar, so it is listed with the bar's parts, after the ring the prompt lists first.
-    stack = Scene("white", (ring, Obj("top left", "triangle", "green", "small"), Obj("left", "square", "brown", "small")))
+    triangle, square = Obj("top left", "triangle", "green", "small"), Obj("left", "square", "brown", "small")
+    stack = Scene("white", (ring, triangle, square))
     assert listed_like(stack, [ring, bar]) == (
         "a small red ring at the right, a small green triangle at the top left and a small brown square at the left"
         " on a white background"
@@ -401,7 +402,7 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
             elif palette:
                 kinds["palette"] += 1
                 assert {out.background} | {o.color for o in out.objects} <= set(colour_list(constraint))
-                cells = lambda scene: [(o.shape, o.size, o.pos) for o in scene.objects]  # noqa: E731
+                cells = lambda scene: [(o.shape, o.size, o.pos) for o in scene.objects]
                 assert cells(out) == cells(source) or not alone
             elif "stacked from top to bottom" in constraint or "in a row from left to right" in constraint:
                 kinds["built object"] += 1

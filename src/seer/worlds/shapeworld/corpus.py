@@ -26,8 +26,8 @@ The tasks, each a generator of `Example`s:
   ("does the first image match the prompt beside the second image ? prompt : <prompt>"), as SEER's questions do.
   Each question is about one image; none compares them.
 - ``rewrite``: "rewrite the prompt : <literal>" -> the prompt copied in its own order in the answer format;
-  some rewrites change one attribute at random, which keeps sampling entropy for RL to explore, and some
-  think blocks recall a concept the scene happens to show ("recall, then use" without any instruction).
+  some rewrites change one attribute at random, which keeps sampling entropy for RL to explore. Their think only
+  counts the shapes: a think that recalls a concept is always followed by an edit that uses it.
   Half the rewrites carry a *literal* constraint ("rewrite the prompt : <literal> . use : white, pink and
   green"), restated in the think block and applied by the world's gold editor: the instruction-following habit
   of an instruction-tuned base model, with constraints the generator already understands (random colour sets
@@ -36,7 +36,9 @@ The tasks, each a generator of `Example`s:
   to use (`concepts.random_literal_concept`). When the literal constraint is an `id` concept's meaning, the think
   names the concept ("icy means white, cyan and blue"), as a reprompter's recall would, before the edit. Some
   carry two constraints of different kinds (" . use : C1 . use : C2"), as a hard item asks two things: the think
-  recalls or restates both, and the edit meets both.
+  recalls or restates both, and the edit meets both. Some documents define a made-up name first ("what does
+  version seven mean?" -> "version seven means white, pink and green") and then ask for it by name ("... . use :
+  version seven"): the think restates the meaning, and only the think says what the edit must do.
 
 Text-only examples are packed into documents of 1-3 turns, so each fact is also seen after unrelated
 context (a pilot found facts learned in a single QA frame could not be recalled in the RL prompt).
@@ -148,8 +150,8 @@ def _likeness(a: Obj, b: Obj) -> tuple[int, int]:
 def listed_like(scene: Scene, listed: list[Obj]) -> str:
     """The literal prompt of `scene` (an edit of a prompt) listing its objects in the order the prompt's text
     lists `listed`: each object goes where the prompt object it most resembles was listed (ties: the nearer, then
-    the earlier one), objects resembling the same one in cell order. A rewrite then copies its prompt in order and edits in
-    place. Runs 11-16 listed the output in random order, and the tiny model bound sizes and cells to the wrong
+    the earlier one), objects resembling the same one in cell order. A rewrite then copies its prompt in order and
+    edits in place. Runs 11-16 listed the output in random order, and the tiny model bound sizes and cells to the wrong
     shapes: run 16's reprompts for palette and atmosphere items moved a shape the instruction leaves alone in 20
     of 80 cases (benchmarks/RESULTS.md, run 18)."""
     def source(obj: Obj) -> int:
@@ -409,10 +411,13 @@ def _constrained_edit(concepts_of, rng: random.Random) -> tuple[Scene, Obj | Non
             return prompt, subject, concepts, edited
 
 
-def _rewrite_answer(prompt: Scene, constraints: list[str], think: str, edited: Scene, rng: random.Random) -> tuple[str, str]:
+def _rewrite_answer(
+    prompt: Scene, constraints: list[str], think: str, edited: Scene, rng: random.Random
+) -> tuple[str, str]:
     """The turn "rewrite the prompt : P . use : C1 [. use : C2]" -> `think`, then `edited` listed like P's text."""
     text, listed = _prompt_text(prompt, rng)
-    question = REWRITE_QUESTION.format(prompt=text) + "".join(CONSTRAINT_SUFFIX.format(constraint=c) for c in constraints)
+    asked = "".join(CONSTRAINT_SUFFIX.format(constraint=c) for c in constraints)
+    question = REWRITE_QUESTION.format(prompt=text) + asked
     return question, format_answer(think, listed_like(edited, listed))
 
 
