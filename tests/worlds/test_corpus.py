@@ -216,6 +216,7 @@ def test_concept_answers_recall_the_definition_then_use_it(examples):
 
 
 ALIAS = re.compile(r"version [a-z]+")
+ALIAS_QUESTION = re.compile(rf"what does ({ALIAS.pattern}) mean\?")
 
 
 def document_turns(example):
@@ -233,7 +234,7 @@ def test_knowledge_answers_state_the_definition(examples):
         if prompt.startswith("rewrite the prompt : "):
             continue
         think, answer = parse_answer(target)
-        alias = re.fullmatch(r"what does (version [a-z]+) mean\?", prompt)
+        alias = ALIAS_QUESTION.fullmatch(prompt)
         if alias:
             aliases += 1
             assert think == answer and think.startswith(f"{alias[1]} means ")
@@ -250,13 +251,13 @@ def rewrite_texts(examples):
     for example in examples:
         meanings = {}
         for prompt, target in document_turns(example):
-            defined = re.fullmatch(r"what does (version [a-z]+) mean\?", prompt)
+            defined = ALIAS_QUESTION.fullmatch(prompt)
             if defined:
                 meanings[defined[1]] = parse_answer(target)[1].split(" means ", 1)[1]
             if not prompt.startswith("rewrite the prompt : "):
                 continue
             body, *asked = prompt[len("rewrite the prompt : ") :].split(" . use : ")
-            names = [ALIAS.match(c)[0] if ALIAS.match(c) else None for c in asked]
+            names = [m[0] if (m := ALIAS.match(c)) else None for c in asked]
             constraints = [c if n is None else meanings[n] + c[len(n) :] for c, n in zip(asked, names)]
             yield body, constraints, target, names
 
