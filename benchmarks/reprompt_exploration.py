@@ -6,11 +6,11 @@
 
 GRPO can only amplify what the policy samples. For held-out evaluation items (`seer data`'s evaluation set for
 ``--data_seed``, every other item, so both splits and difficulties), ``--samples`` reprompts per item are drawn at
-temperature 1 from the model with every adapter off, under the reprompter's question. Each is parsed strictly
+``--temperature`` (RLMT: 1) from the model with every adapter off, under the reprompter's question. Each is parsed strictly
 (`seer.rl.reprompt.parse_descriptor`, as RLMT's reward does) and its descriptor classified against the item's spec
 at the text level (`seer.worlds.shapeworld.taxonomy`: success / omission / hallucination, or why it was rejected),
 without rendering: the generator draws gold descriptors right ~99% of the time, so this isolates the policy.
-Reported: the share of each outcome, success by split and difficulty, the items with at least one success, how
+Reported: the share of each outcome, success by split and difficulty, the items with at least one success and pass@k (k ≤ ``--samples``), how
 many thinks recall a concept (" means "), and success when the think recalls a concept the item asks for against
 when it does not (does recall lead to success, or is success luck?).
 
@@ -25,6 +25,7 @@ import argparse
 import collections
 import datetime
 import json
+import math
 import re
 from pathlib import Path
 
@@ -57,11 +58,18 @@ def literal_instruction(item) -> str:
     return " . use : ".join(parts)
 
 
+def pass_at_k(successes: list[int], samples: int, k: int) -> float:
+    """The unbiased estimate of P(at least one of k samples succeeds), averaged over items (Chen et al., 2021):
+    1 - C(n - c, k) / C(n, k) for an item with c successes in n samples."""
+    return sum(1 - math.comb(samples - c, k) / math.comb(samples, k) for c in successes) / len(successes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="Model directory (default: the embedded model).")
     parser.add_argument("--template", default=REPROMPT_TEMPLATE, help="The reprompter's question.")
     parser.add_argument("--samples", type=int, default=8, help="Sampled reprompts per item (1: greedy).")
+    parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (RLMT's rollouts: 1.0).")
     parser.add_argument("--literal", action="store_true", help="The concepts' literal meaning for the instruction.")
     parser.add_argument("--data_seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=128)
@@ -81,11 +89,12 @@ def main() -> None:
     for start in range(0, len(questions), args.batch_size):
         batch = questions[start : start + args.batch_size]
         seeds = list(range(start, start + len(batch)))
-        texts += umm.generate_text(batch, max_new_tokens=96, do_sample=args.samples > 1, seeds=seeds).texts
+        texts += umm.generate_text(batch, max_new_tokens=96, do_sample=args.samples > 1, seeds=seeds,
+                                  temperature=args.temperature).texts
 
     outcomes = collections.Counter()
     by_cell: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    solved, recalls = set(), 0
+    solved, recalls = collections.Counter(), 0
     success_if: dict[str, list[bool]] = collections.defaultdict(list)
     for n, text in enumerate(texts):
         item = items[n // args.samples]
@@ -93,7 +102,7 @@ def main() -> None:
         outcomes[result] += 1
         by_cell[f"{item.split}/{item.difficulty}"][result] += 1
         if result == "success":
-            solved.add(item.id)
+            solved[item.id] += 1
         think = text.split("</think>")[0]
         recalls += " means " in think
         concept = recalled_concept(think)
@@ -107,9 +116,12 @@ def main() -> None:
         "literal": args.literal,
         "items": len(items),
         "samples_per_item": args.samples,
+        "temperature": args.temperature,
         "outcomes": {k: round(v / total, 4) for k, v in outcomes.most_common()},
         "success_by_cell": {k: round(c["success"] / sum(c.values()), 4) for k, c in sorted(by_cell.items())},
         "items_with_a_success": len(solved),
+        "pass_at_k": {k: round(pass_at_k([solved[i.id] for i in items], args.samples, k), 4)
+                      for k in (1, 2, 4, 8, 16, 32, 64, 128) if k <= args.samples},
         "recall_in_think": round(recalls / total, 4),
         "success_if": {k: {"rate": round(sum(v) / len(v), 4), "n": len(v)} for k, v in sorted(success_if.items())},
         "examples": texts[: 4 * args.samples : args.samples],

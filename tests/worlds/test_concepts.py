@@ -1,5 +1,6 @@
 """The concept lexicon: coverage, phrasings, knowledge text, and scene_has_concept on hand-built scenes."""
 
+import random
 import re
 import string
 
@@ -14,6 +15,7 @@ from seer.worlds.shapeworld.concepts import (
     get_concept,
     knowledge_sentences,
     qa_pairs,
+    random_literal_concept,
     recalled_concept,
     scene_has_concept,
     vocabulary,
@@ -193,3 +195,23 @@ def test_recalled_concept_reads_decoded_text_and_prefers_the_longer_definition()
     assert recalled_concept(fiery).name == "fiery night"
     assert recalled_concept("night means a black or blue background").name == "night"
     assert recalled_concept("the prompt has two shapes on a red background") is None
+
+
+def test_random_literal_concepts_use_ood_layouts_and_counts_only_when_asked():
+    """By default no draw is an `ood` concept's rule (its meaning is met only in its definition); with `ood_rules`
+    every `ood` layout and count is drawn (as a nameless constraint), and every `id` one still is."""
+    def structural(split):
+        return {c.rule for c in LEXICON if c.split == split and not isinstance(c.rule, (Colours, Composite))}
+
+    ood_colours = {(frozenset(c.rule.background), frozenset(c.rule.objects))
+                   for c in LEXICON if c.split == "ood" and isinstance(c.rule, Colours)}  # fmt: skip
+    for ood_rules in (False, True):
+        rng = random.Random(0)
+        drawn = [random_literal_concept(rng, ood_rules) for _ in range(4000)]
+        rules = {c.rule for c in drawn if not isinstance(c.rule, (Colours, Composite))}
+        assert structural("id") <= rules
+        assert (structural("ood") <= rules) if ood_rules else not (structural("ood") & rules)
+        if not ood_rules:
+            colours = {(frozenset(c.rule.background), frozenset(c.rule.objects))
+                       for c in drawn if isinstance(c.rule, Colours)}  # fmt: skip
+            assert not colours & ood_colours

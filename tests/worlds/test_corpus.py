@@ -19,6 +19,7 @@ from seer.worlds.shapeworld.concepts import (
     scene_has_concept,
 )
 from seer.worlds.shapeworld.corpus import (
+    LITERAL_OOD_RULES,
     TASK_WEIGHTS,
     corpus_words,
     listed_like,
@@ -363,12 +364,12 @@ def colour_list(text):
 
 def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
     """Colour constraints are checked by hand from their text; every other kind must be an `id` concept's
-    definition, met by the output (`scene_has_concept`, the oracle's check), and no `ood` concept's constraint
-    is ever asked for. A rewrite with one constraint changes nothing else; one with two meets both."""
+    definition (or, with `LITERAL_OOD_RULES`, an `ood` one's), met by the output (`scene_has_concept`, the oracle's
+    check); without it no `ood` concept's constraint is ever asked for. A rewrite with one constraint changes nothing else; one with two meets both."""
     def literal(definition):  # "icy means white, cyan and blue" / "a tree is a green triangle and ..."
         return definition.split(" means ", 1)[1] if " means " in definition else definition.split(" is ", 1)[1]
 
-    ood = {literal(c.definition) for c in LEXICON if c.split == "ood"}
+    ood = {literal(c.definition): c for c in LEXICON if c.split == "ood"}
     id_constraints = {literal(c.definition): c for c in LEXICON if c.split == "id"}
     kinds = collections.Counter()
     for source, constraints, think, out, aliases in rewrite_turns(examples):
@@ -388,7 +389,7 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
             kinds["concept named in the think"] += think != restated
         alone = len(constraints) == 1  # nothing but the constraint may change
         for constraint in constraints:
-            assert constraint.split(" for the ")[0] not in ood
+            assert LITERAL_OOD_RULES or constraint.split(" for the ")[0] not in ood
             background = re.fullmatch(r"an? (.+) background", constraint)
             both = re.fullmatch(r"an? (.+) background with (.+) shapes", constraint)
             palette = re.fullmatch(r"[a-z]+(, [a-z]+)* and [a-z]+", constraint)
@@ -418,7 +419,8 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
                         o.shape for o in out.objects)
             else:
                 kinds["id concept"] += 1
-                concept = id_constraints[constraint.split(" for the ")[0]]
+                literal_constraint = constraint.split(" for the ")[0]
+                concept = id_constraints.get(literal_constraint) or (LITERAL_OOD_RULES and ood[literal_constraint])
                 assert scene_has_concept(out, concept), (constraint, out)
     assert min(kinds.values()) >= 5 and len(kinds) == 9, kinds
 

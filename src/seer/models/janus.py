@@ -34,7 +34,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +147,9 @@ SHAPES: dict[str, JanusShape] = {
         patch_size=16,
     ),
 }
+# The embedded model with twice the layers: run 20's capacity probe (benchmarks/RESULTS.md; not better, ~1.5x the
+# CPU time).
+SHAPES["shapeworld-tiny-l8"] = replace(SHAPES["shapeworld-tiny"], num_layers=8)
 # Janus-Pro's image processor: pixels scaled to [-1, 1].
 IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.5, 0.5, 0.5)

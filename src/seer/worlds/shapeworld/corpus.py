@@ -25,20 +25,20 @@ The tasks, each a generator of `Example`s:
   its place, which the evaluator's pairwise questions build on. Some name the other image after the asked one
   ("does the first image match the prompt beside the second image ? prompt : <prompt>"), as SEER's questions do.
   Each question is about one image; none compares them.
-- ``rewrite``: "rewrite the prompt : <literal>" -> the prompt copied in its own order in the answer format;
-  some rewrites change one attribute at random, which keeps sampling entropy for RL to explore. Their think only
-  counts the shapes: a think that recalls a concept is always followed by an edit that uses it.
-  Half the rewrites carry a *literal* constraint ("rewrite the prompt : <literal> . use : white, pink and
-  green"), restated in the think block and applied by the world's gold editor: the instruction-following habit
-  of an instruction-tuned base model, with constraints the generator already understands (random colour sets
-  and built objects, the layouts and counts of `id` concepts; never an `ood` concept's). Which literal
-  constraint a *concept* asks for is what the model only knows through understanding, and what RLMT teaches it
-  to use (`concepts.random_literal_concept`). When the literal constraint is an `id` concept's meaning, the think
-  names the concept ("icy means white, cyan and blue"), as a reprompter's recall would, before the edit. Some
-  carry two constraints of different kinds (" . use : C1 . use : C2"), as a hard item asks two things: the think
-  recalls or restates both, and the edit meets both. Some documents define a made-up name first ("what does
-  version seven mean?" -> "version seven means white, pink and green") and then ask for it by name ("... . use :
-  version seven"): the think restates the meaning, and only the think says what the edit must do.
+- ``rewrite``: "rewrite the prompt : <literal>" -> the prompt copied in its own order in the answer format; some
+  rewrites change one attribute at random, which keeps sampling entropy for RL to explore. Their think only counts
+  the shapes: a think that recalls a concept is always followed by an edit that uses it. Half the rewrites carry a
+  *literal* constraint ("rewrite the prompt : <literal> . use : white, pink and green"), restated in the think block
+  and applied by the world's gold editor: the instruction-following habit of an instruction-tuned base model, with
+  constraints the generator already understands (random colour sets and built objects, the layouts and counts of
+  `id` concepts; an `ood` concept's only with `LITERAL_OOD_RULES`, and then never by name). Which literal constraint
+  a *concept* asks for is what the model only knows through understanding, and what RLMT teaches it to use
+  (`concepts.random_literal_concept`). When the literal constraint is an `id` concept's meaning, the think names the
+  concept ("icy means white, cyan and blue"), as a reprompter's recall would, before the edit. Some carry two
+  constraints of different kinds (" . use : C1 . use : C2"), as a hard item asks two things: the think recalls or
+  restates both, and the edit meets both. Some documents define a made-up name first ("what does version seven
+  mean?" -> "version seven means white, pink and green") and then ask for it by name ("... . use : version seven"):
+  the think restates the meaning, and only the think says what the edit must do.
 
 Text-only examples are packed into documents of 1-3 turns, so each fact is also seen after unrelated
 context (a pilot found facts learned in a single QA frame could not be recalled in the RL prompt).
@@ -102,6 +102,9 @@ ID_CONCEPTS = tuple(concepts_in(split="id"))
 TWO_CONSTRAINT_RATE = 0.4
 # Rewrites that ask for a made-up name defined earlier in the document ("version seven"), see `_alias_turns`.
 ALIAS_REWRITE_RATE = 0.3
+# Literal constraints may be the layouts and counts of `ood` concepts too (`random_literal_concept`); off in the
+# shipped model's corpus (run 19), on for the next one.
+LITERAL_OOD_RULES = False
 ALIAS_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -375,7 +378,7 @@ def _rewrite_turn(rng: random.Random) -> tuple[str, str]:
 
 
 def _constraint_concept(named: bool, rng: random.Random) -> Concept:
-    return rng.choice(ID_CONCEPTS) if named else random_literal_concept(rng)
+    return rng.choice(ID_CONCEPTS) if named else random_literal_concept(rng, LITERAL_OOD_RULES)
 
 
 def _constraint_concepts(named: bool, two: bool, rng: random.Random) -> list[Concept]:
@@ -440,7 +443,7 @@ def _alias_turns(rng: random.Random) -> list[tuple[str, str]]:
     edit can only follow the think: the habit a reprompter needs after recalling a concept (run 18b's recalled the
     asked concept, then copied the prompt unchanged, in 31 of 73 samples; given the literal meaning, none did)."""
     name = f"version {rng.choice(ALIAS_NUMBERS)}"
-    prompt, subject, (concept,), edited = _constrained_edit(lambda r: [random_literal_concept(r)], rng)
+    prompt, subject, (concept,), edited = _constrained_edit(lambda r: [_constraint_concept(False, r)], rng)
     definition = f"{name} means {constraint_text(concept)}"
     tail = _for_subject(concept, subject)
     return [
