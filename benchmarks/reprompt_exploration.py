@@ -6,23 +6,26 @@
 
 GRPO can only amplify what the policy samples. For held-out evaluation items (`seer data`'s evaluation set for
 ``--data_seed``, every other item, so both splits and difficulties), ``--samples`` reprompts per item are drawn at
-``--temperature`` (RLMT: 1) from the model with every adapter off, under the reprompter's question. Each is parsed strictly
-(`seer.rl.reprompt.parse_descriptor`, as RLMT's reward does) and its descriptor classified against the item's spec
-at the text level (`seer.worlds.shapeworld.taxonomy`: success / omission / hallucination, or why it was rejected),
-without rendering: the generator draws gold descriptors right ~99% of the time, so this isolates the policy.
-Reported: the share of each outcome, success by split and difficulty, the items with at least one success and pass@k (k ≤ ``--samples``), how
-many thinks recall a concept (" means "), and success when the think recalls a concept the item asks for against
-when it does not (does recall lead to success, or is success luck?).
+``--temperature`` (RLMT: 1) from the model with every adapter off, under the reprompter's question. Each is parsed
+strictly (`seer.rl.reprompt.parse_descriptor`, as RLMT's reward does) and its descriptor classified against the
+item's spec at the text level (`seer.worlds.shapeworld.taxonomy`: success / omission / hallucination, or why it was
+rejected), without rendering: the generator draws gold descriptors right ~99% of the time, so this isolates the
+policy. Reported: the share of each outcome, success by split and difficulty, the items with at least one success
+and pass@k (k up to ``--samples``), how many thinks recall a concept (" means "), and success when the think
+recalls a concept the item asks for against when it does not (does recall lead to success, or is success luck?).
 
 ``--literal`` puts the literal meaning of the item's concepts ("white, cyan and blue", "... for the circle") in
 the instruction's place, the pre-training frame of a constrained rewrite: how well the model applies a constraint
-it is given, apart from recalling it. ``--samples 1`` decodes greedily.
+it is given, apart from recalling it. ``--forced_recall`` writes the think for the model, the right recall of the
+item's concepts ("icy means white, cyan and blue"), and generates only the answer: how well it applies a recall.
+``--samples 1`` decodes greedily.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import datetime
 import json
 import math
@@ -44,18 +47,41 @@ def outcome(text: str, item) -> str:
     return classify_reprompt(reprompt.descriptor, item) if reprompt.descriptor else reprompt.reason
 
 
-def literal_instruction(item) -> str:
-    """The literal constraints the item's concepts mean, as pre-training's constrained rewrites state them (a
-    subject concept's "for the <shape>": the shape the instruction names)."""
+def concept_texts(item, text_of) -> list[str]:
+    """`text_of(concept)` for each of the item's concepts, a subject concept's followed by "for the <shape>" (the
+    shape the instruction names), as pre-training's constrained rewrites write them."""
     words = set(re.sub(r"[^a-z ]", " ", item.instruction).split())
-    parts = []
+    texts = []
     for name in item.concepts:
         concept = get_concept(name)
-        text = constraint_text(concept)
+        text = text_of(concept)
         if concept.rule.subject_based:
             text += " for the " + next(s for s in SHAPES if words & {s, s + "s", s + "es"})
-        parts.append(text)
-    return " . use : ".join(parts)
+        texts.append(text)
+    return texts
+
+
+def literal_instruction(item) -> str:
+    """The literal constraints the item's concepts mean ("white, cyan and blue . use : ...")."""
+    return " . use : ".join(concept_texts(item, constraint_text))
+
+
+def right_recall(item) -> str:
+    """The think that recalls the item's concepts ("icy means white, cyan and blue . ..."), as pre-training's
+    named constraints write it."""
+    return " . ".join(concept_texts(item, lambda concept: concept.definition))
+
+
+@contextlib.contextmanager
+def forced_thinks(umm, thinks: dict[str, str]):
+    """While open, `umm.generate_text` answers each question after "<think> T </think>" with its T from `thinks`:
+    the think is given, the answer generated."""
+    format_prompt = umm.format_prompt
+    umm.format_prompt = lambda prompt, n_images: f"{format_prompt(prompt, n_images)} <think> {thinks[prompt]} </think>"
+    try:
+        yield
+    finally:
+        umm.format_prompt = format_prompt
 
 
 def pass_at_k(successes: list[int], samples: int, k: int) -> float:
@@ -70,6 +96,8 @@ def main() -> None:
     parser.add_argument("--template", default=REPROMPT_TEMPLATE, help="The reprompter's question.")
     parser.add_argument("--samples", type=int, default=8, help="Sampled reprompts per item (1: greedy).")
     parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (RLMT's rollouts: 1.0).")
+    parser.add_argument("--forced_recall", action="store_true",
+                        help="Force the think to recall the item's concepts right; only the answer is generated.")
     parser.add_argument("--literal", action="store_true", help="The concepts' literal meaning for the instruction.")
     parser.add_argument("--data_seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=128)
@@ -84,13 +112,17 @@ def main() -> None:
     items = eval_items[::2]
     asked = [literal_instruction(i) if args.literal else i.instruction for i in items]
     questions = [args.template.format(prompt=i.prompt, instruction=a) for i, a in zip(items, asked)]
+    thinks = {q: right_recall(i) for q, i in zip(questions, items)} if args.forced_recall else None
     questions = [q for q in questions for _ in range(args.samples)]
     texts: list[str] = []
-    for start in range(0, len(questions), args.batch_size):
-        batch = questions[start : start + args.batch_size]
-        seeds = list(range(start, start + len(batch)))
-        texts += umm.generate_text(batch, max_new_tokens=96, do_sample=args.samples > 1, seeds=seeds,
-                                  temperature=args.temperature).texts
+    with forced_thinks(umm, thinks) if thinks else contextlib.nullcontext():
+        for start in range(0, len(questions), args.batch_size):
+            batch = questions[start : start + args.batch_size]
+            seeds = list(range(start, start + len(batch)))
+            texts += umm.generate_text(batch, max_new_tokens=96, do_sample=args.samples > 1, seeds=seeds,
+                                      temperature=args.temperature).texts
+    if thinks:
+        texts = [f"<think> {thinks[q]} </think> {t}" for q, t in zip(questions, texts)]
 
     outcomes = collections.Counter()
     by_cell: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -114,6 +146,7 @@ def main() -> None:
         "model": args.model or "embedded",
         "template": args.template,
         "literal": args.literal,
+        "forced_recall": args.forced_recall,
         "items": len(items),
         "samples_per_item": args.samples,
         "temperature": args.temperature,
