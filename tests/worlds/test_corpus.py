@@ -365,12 +365,14 @@ def colour_list(text):
 def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
     """Colour constraints are checked by hand from their text; every other kind must be an `id` concept's
     definition (or, with `LITERAL_OOD_RULES`, an `ood` one's), met by the output (`scene_has_concept`, the oracle's
-    check); without it no `ood` concept's constraint is ever asked for. A rewrite with one constraint changes nothing else; one with two meets both."""
+    check); without it no `ood` concept's constraint is ever asked for. A rewrite with one constraint changes nothing
+    else; one with two meets both."""
     def literal(definition):  # "icy means white, cyan and blue" / "a tree is a green triangle and ..."
         return definition.split(" means ", 1)[1] if " means " in definition else definition.split(" is ", 1)[1]
 
     ood = {literal(c.definition): c for c in LEXICON if c.split == "ood"}
     id_constraints = {literal(c.definition): c for c in LEXICON if c.split == "id"}
+    drawable = id_constraints | (ood if LITERAL_OOD_RULES else {})
     kinds = collections.Counter()
     for source, constraints, think, out, aliases in rewrite_turns(examples):
         if not constraints:
@@ -419,8 +421,7 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
                         o.shape for o in out.objects)
             else:
                 kinds["id concept"] += 1
-                literal_constraint = constraint.split(" for the ")[0]
-                concept = id_constraints.get(literal_constraint) or (LITERAL_OOD_RULES and ood[literal_constraint])
+                concept = drawable[constraint.split(" for the ")[0]]
                 assert scene_has_concept(out, concept), (constraint, out)
     assert min(kinds.values()) >= 5 and len(kinds) == 9, kinds
 

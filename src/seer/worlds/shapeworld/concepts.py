@@ -634,8 +634,9 @@ def _rule_key(rule: Rule) -> Any:
 
 # What random_literal_concept draws from or avoids, fixed by the lexicon (computed once: it runs per corpus example).
 _OOD_RULES = frozenset(_rule_key(c.rule) for c in LEXICON if c.split == "ood")
-_STRUCTURAL = {split: tuple(c for c in LEXICON if c.split == split and not isinstance(c.rule, (Colours, Composite)))
-               for split in ("id", "ood")}  # fmt: skip
+_ID_STRUCTURAL = tuple(c for c in LEXICON if c.split == "id" and not isinstance(c.rule, (Colours, Composite)))
+_OOD_STRUCTURAL = tuple(c for c in LEXICON if c.split == "ood" and not isinstance(c.rule, (Colours, Composite)))
+_STRUCTURAL = {False: _ID_STRUCTURAL, True: _ID_STRUCTURAL + _OOD_STRUCTURAL}  # by random_literal_concept's ood_rules
 
 
 def _random_colours(rng: random.Random, n: int) -> tuple[str, ...]:
@@ -667,7 +668,7 @@ def random_literal_concept(rng: random.Random, ood_rules: bool = False) -> Conce
             parts = tuple(Part(rng.choice(SHAPES), rng.choice(list(COLORS))) for _ in range(rng.choice((2, 3))))
             concept = _composite("it", "id", parts, rng.choice(("vertical", "vertical", "horizontal")), ())
         else:
-            concept = rng.choice(_STRUCTURAL["id"] + _STRUCTURAL["ood"] if ood_rules else _STRUCTURAL["id"])
+            concept = rng.choice(_STRUCTURAL[ood_rules])
         if ood_rules or _rule_key(concept.rule) not in _OOD_RULES:
             return concept
 

@@ -443,7 +443,7 @@ def _alias_turns(rng: random.Random) -> list[tuple[str, str]]:
     edit can only follow the think: the habit a reprompter needs after recalling a concept (run 18b's recalled the
     asked concept, then copied the prompt unchanged, in 31 of 73 samples; given the literal meaning, none did)."""
     name = f"version {rng.choice(ALIAS_NUMBERS)}"
-    prompt, subject, (concept,), edited = _constrained_edit(lambda r: [_constraint_concept(False, r)], rng)
+    prompt, subject, (concept,), edited = _constrained_edit(lambda r: [_constraint_concept(named=False, rng=r)], rng)
     definition = f"{name} means {constraint_text(concept)}"
     tail = _for_subject(concept, subject)
     return [
