@@ -186,6 +186,9 @@ CASES = {
     "batch smaller than the task mix": lambda t: (
         ["pretrain", "--output_dir", str(t.dir / "p"), "--batch_size", "2"], "batch_size: expected at least"
     ),
+    "unknown corpus version": lambda t: (
+        ["pretrain", "--output_dir", str(t.dir / "p"), "--corpus", "run99"], "corpus: expected one of ['run19'"
+    ),
     "unknown model shape": lambda t: (
         ["rlvr", "--model_shape", "huge", "--output_dir", str(t.dir / "run")], "model shape 'huge'"
     ),

@@ -104,6 +104,27 @@ def test_documents_mark_answers_and_eos_only(umm):
     )
 
 
+def test_a_given_think_is_read_but_not_trained_on(umm):
+    """The given start of the last answer keeps the ids of the whole answer (cut at a space) and loses its marks;
+    earlier turns and the rest of the answer are trained as before. A given text that does not start the answer fails."""
+    tok = umm.tokenizer
+    turns = [
+        ("what does icy mean?", "<think> icy means white </think> <answer> white </answer>"),
+        ("rewrite the prompt : a red bar on a white background . use : version two",
+         "<think> version two means blue </think> <answer> a blue bar on a white background </answer>"),
+    ]  # fmt: skip
+    given = "<think> version two means blue </think>"
+    (plain_ids,), (plain_marks,) = encode_documents(umm.processor, [turns], [0])
+    (ids,), (marks,) = encode_documents(umm.processor, [turns], [0], [given])
+    assert ids == plain_ids
+    unmarked = [i for i, (m, p) in enumerate(zip(marks, plain_marks)) if p and not m]
+    assert tok.decode([ids[i] for i in unmarked]) == given
+    assert unmarked == list(range(unmarked[0], unmarked[0] + len(tok(given, add_special_tokens=False)["input_ids"])))
+    assert [m for m, p in zip(marks, plain_marks) if p and m] == [True] * (sum(plain_marks) - len(unmarked))
+    with pytest.raises(ValueError, match="does not start the answer"):
+        encode_documents(umm.processor, [turns], [0], ["<think> version one"])
+
+
 def test_image_document_prompt_is_exactly_the_generation_prompt(umm):
     """An image question is trained on the very ids `generate_text` feeds (processor expansion of the image)."""
     question, answer = "describe the image .", "a large red circle at the center on a white background"

@@ -215,3 +215,13 @@ def test_random_literal_concepts_use_ood_layouts_and_counts_only_when_asked():
             colours = {(frozenset(c.rule.background), frozenset(c.rule.objects))
                        for c in drawn if isinstance(c.rule, Colours)}  # fmt: skip
             assert not colours & ood_colours
+
+
+@pytest.mark.parametrize("weight", [1, 3])
+def test_structural_weight_sets_the_share_of_layouts_and_counts(weight):
+    """Five kinds are drawn alike, the layouts and counts `weight` times as often: 1 in 5 at weight 1, 3 in 7 at 3
+    (with `ood_rules` no draw is rejected, so the shares are exact in expectation)."""
+    rng = random.Random(1)
+    drawn = [random_literal_concept(rng, ood_rules=True, structural_weight=weight) for _ in range(6000)]
+    share = sum(not isinstance(c.rule, (Colours, Composite)) for c in drawn) / len(drawn)
+    assert share == pytest.approx(weight / (4 + weight), abs=0.02)

@@ -67,39 +67,55 @@ def drop_prompts(input_ids: torch.Tensor, drop: torch.Tensor, processor: JanusPr
 
 
 def encode_documents(
-    processor: JanusProcessor, documents: Sequence[Sequence[Turn]], num_images: Sequence[int]
+    processor: JanusProcessor,
+    documents: Sequence[Sequence[Turn]],
+    num_images: Sequence[int],
+    given: Sequence[str] | None = None,
 ) -> tuple[list[list[int]], list[list[bool]]]:
     """Token ids of each document and, per token, whether it is an answer token (trained on).
 
     A document is ``<bos>`` then, per turn, the user turn (`user_turn`; the first turn of document i shows
     ``num_images[i]`` images, each expanded to BOI + image tokens + EOI as the processor does) followed by the
-    answer and EOS. The answer tokens and their EOS are marked, nothing else.
+    answer and EOS. The answer tokens and their EOS are marked, nothing else. `given[i]`, when not empty, is the
+    start of document i's last answer that is read but not marked (a think written for the model); it is cut at a
+    space, which a word-level tokenizer splits at anyway, so the ids are those of the whole answer.
     """
     tok = processor.tokenizer
+    given = given or [""] * len(documents)
     image_text = processor.replace_image_token({}, 0)  # BOI + N image tokens + EOI, as a string
     texts: list[str] = []
-    for doc, images in zip(documents, num_images):
+    for doc, images, shown in zip(documents, num_images, given):
         for t, (prompt, answer) in enumerate(doc):
             turn = user_turn(processor, prompt, images if t == 0 else 0)
-            texts += [turn.replace(tok.image_token, image_text), answer]
+            if t == len(doc) - 1:
+                if not answer.startswith(shown):
+                    raise ValueError(f"given text {shown!r} does not start the answer {answer!r}")
+                texts += [turn.replace(tok.image_token, image_text), shown, answer[len(shown) :]]
+            else:
+                texts += [turn.replace(tok.image_token, image_text), answer]
     pieces = iter(tok(texts, add_special_tokens=False)["input_ids"])  # one tokenizer call for the whole batch
     all_ids, all_marks = [], []
     for doc in documents:
         ids, marks = [tok.bos_token_id], [False]
-        for _ in doc:
-            user, answer = next(pieces), next(pieces) + [tok.eos_token_id]
-            ids += user + answer
-            marks += [False] * len(user) + [True] * len(answer)
+        for t in range(len(doc)):
+            user = next(pieces)
+            shown = next(pieces) if t == len(doc) - 1 else []
+            answer = next(pieces) + [tok.eos_token_id]
+            ids += user + shown + answer
+            marks += [False] * (len(user) + len(shown)) + [True] * len(answer)
         all_ids.append(ids)
         all_marks.append(marks)
     return all_ids, all_marks
 
 
 def text_batch(
-    processor: JanusProcessor, documents: Sequence[Sequence[Turn]], num_images: Sequence[int]
+    processor: JanusProcessor,
+    documents: Sequence[Sequence[Turn]],
+    num_images: Sequence[int],
+    given: Sequence[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Right-padded `input_ids`, `attention_mask` and `answer_mask` (all (B, T)) of `encode_documents`."""
-    ids, marks = encode_documents(processor, documents, num_images)
+    ids, marks = encode_documents(processor, documents, num_images, given)
     length = max(len(x) for x in ids)
     input_ids = torch.full((len(ids), length), processor.tokenizer.pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros(len(ids), length, dtype=torch.long)

@@ -67,11 +67,13 @@ from seer.train.vq import VQBatches, VQObjective, eval_scenes, reconstruction_ex
 from seer.worlds.shapeworld.concepts import LEXICON
 from seer.worlds.shapeworld.corpus import (
     CAPTION_QUESTIONS,
+    CORPUS_VERSIONS,
     TASK_WEIGHTS,
     Example,
     corpus_words,
     sample_example,
     sample_yes_no,
+    use_corpus,
 )
 from seer.worlds.shapeworld.grammar import describe, try_parse
 from seer.worlds.shapeworld.oracle import parse_image
@@ -97,6 +99,10 @@ class PretrainArgs:
     )
     seed: int = field(default=0, metadata={"help": "Seed of the initial weights and of every batch."})
     model_shape: str = field(default="shapeworld-tiny", metadata={"help": "Model shape (seer.models.janus.SHAPES)."})
+    corpus: str = field(
+        default="run19",
+        metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run19: the shipped model's)."},
+    )
     init_from: str | None = field(
         default=None,
         metadata={"help": "Continue pre-training this model directory (a `seer pretrain` model/) instead of random "
@@ -180,6 +186,8 @@ class PretrainArgs:
             raise ValueError("output_dir: required (a directory for the run's outputs)")
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite: pass one of them, not both")
+        if self.corpus not in CORPUS_VERSIONS:
+            raise ValueError(f"corpus: expected one of {sorted(CORPUS_VERSIONS)}, got {self.corpus!r}")
         if self.batch_size < len(TASK_WEIGHTS):
             raise ValueError(
                 f"batch_size: expected at least {len(TASK_WEIGHTS)} (one example per task), got {self.batch_size}"
@@ -254,6 +262,7 @@ class LMBatches(torch.utils.data.Dataset):
     def __init__(self, processor: JanusProcessor, args: PretrainArgs, rank: int, image_size: int) -> None:
         self.processor, self.rank, self.image_size = processor, rank, image_size
         self.seed, self.cfg_drop, self.held_out = args.seed, args.cfg_drop, args.held_out_fraction
+        self.corpus = args.corpus
         self.counts = task_counts(args.batch_size)
         image_processor = processor.image_processor
         self.mean, self.std = image_processor.image_mean, image_processor.image_std
@@ -262,6 +271,7 @@ class LMBatches(torch.utils.data.Dataset):
         return 2**62
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+        use_corpus(self.corpus)  # here, not in __init__: a worker process may start without the parent's setting
         rng = random.Random(f"lm-{self.seed}-{step}-{self.rank}")
         examples = {t: [training_example(t, rng, self.held_out) for _ in range(n)] for t, n in self.counts.items()}
         t2i = examples.pop("t2i")
@@ -269,7 +279,7 @@ class LMBatches(torch.utils.data.Dataset):
         drop = torch.tensor([rng.random() < self.cfg_drop for _ in t2i])
         texts = [e for group in examples.values() for e in group]  # image questions and packed text documents
         documents = [[*e.context, (e.prompt, e.target)] for e in texts]
-        text = text_batch(self.processor, documents, [len(e.scenes) for e in texts])
+        text = text_batch(self.processor, documents, [len(e.scenes) for e in texts], [e.given for e in texts])
         return {
             "t2i_ids": drop_prompts(t2i_ids, drop, self.processor),
             "t2i_mask": t2i_mask,

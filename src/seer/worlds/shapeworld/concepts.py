@@ -643,7 +643,7 @@ def _random_colours(rng: random.Random, n: int) -> tuple[str, ...]:
     return tuple(rng.sample(list(COLORS), n))
 
 
-def random_literal_concept(rng: random.Random, ood_rules: bool = False) -> Concept:
+def random_literal_concept(rng: random.Random, ood_rules: bool = False, structural_weight: int = 1) -> Concept:
     """A nameless constraint for the pre-training corpus's literal rewrites ("use : white, pink and green").
 
     Colour rules (palette, background, background plus shape colours) and objects built from shapes get random
@@ -652,9 +652,12 @@ def random_literal_concept(rng: random.Random, ood_rules: bool = False) -> Conce
     ever met in its definition, never as something to draw. With it, the `ood` concepts' layouts and counts too
     ("three of the same shape and colour"): a literal skill, as a real base model's is general; the concept's
     name still only ever appears in understanding data (run 20's probe: the shipped model, given the literal
-    meaning, got none of 10 simple OOD quantity and composition items right)."""
+    meaning, got none of 10 simple OOD quantity and composition items right). `structural_weight` is how many times
+    more often than each colour kind a layout or count is drawn: at 1 they are 1 draw in 5, the hardest edits
+    (hard items move and count shapes) as rare as a background colour."""
+    kinds = ("palette", "atmosphere", "colours", "composite") + ("structural",) * structural_weight
     while True:
-        kind = rng.choice(("palette", "atmosphere", "colours", "composite", "structural"))
+        kind = rng.choice(kinds)
         if kind == "palette":
             concept = _palette("it", "id", _random_colours(rng, 3), ())
         elif kind == "atmosphere":

@@ -47,9 +47,10 @@ context (a pilot found facts learned in a single QA frame could not be recalled 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
-from seer.formats import ANSWER_OPEN, FORMAT_WORDS, format_answer
+from seer.formats import ANSWER_OPEN, FORMAT_WORDS, THINK_CLOSE, format_answer
 from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS, concept_marks, marks_text
 from seer.worlds.shapeworld.concepts import (
     LEXICON,
@@ -102,9 +103,30 @@ ID_CONCEPTS = tuple(concepts_in(split="id"))
 TWO_CONSTRAINT_RATE = 0.4
 # Rewrites that ask for a made-up name defined earlier in the document ("version seven"), see `_alias_turns`.
 ALIAS_REWRITE_RATE = 0.3
-# Literal constraints may be the layouts and counts of `ood` concepts too (`random_literal_concept`); off in the
-# shipped model's corpus (run 19), on for the next one.
+# The settings that differ between corpus versions (`CORPUS_VERSIONS`, set by `use_corpus`):
+# Literal constraints may be the layouts and counts of `ood` concepts too (`random_literal_concept`).
 LITERAL_OOD_RULES = False
+# How much more often than each colour kind a literal constraint is a layout or count (`random_literal_concept`'s
+# `structural_weight`).
+LITERAL_STRUCTURAL_WEIGHT = 1
+# Rewrite documents whose last turn asks for a made-up name that nothing defines, answered after a think the model is
+# shown but not trained on (`_given_think_turn`).
+GIVEN_THINK_RATE = 0.0
+# Each pre-training's corpus by name (`seer pretrain --corpus`). run19 is the shipped model's; run21 adds run 20's
+# findings: the `ood` layouts and counts as literal constraints, layouts and counts 3 in 7 of them, and given thinks.
+CORPUS_VERSIONS: dict[str, dict[str, object]] = {
+    "run19": {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0},
+    "run21": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4},
+}
+
+
+def use_corpus(version: str) -> None:
+    """Make `sample_example` draw from corpus `version` (a key of CORPUS_VERSIONS), in this process."""
+    if version not in CORPUS_VERSIONS:
+        raise ValueError(f"corpus: unknown version {version!r}; expected one of {sorted(CORPUS_VERSIONS)}")
+    globals().update(CORPUS_VERSIONS[version])
+ALIAS_QUESTION = "what does {name} mean?"
+ALIAS_DEFINITION = re.compile(r"what does (version \w+) mean\?")  # the names a document defines
 ALIAS_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -119,6 +141,7 @@ class Example:
         scenes: the images (as scenes, rendered by the trainer): shown in the user's turn for image tasks, the
             image to generate for t2i.
         context: earlier (prompt, target) turns of the same document, also trained on (packed text documents).
+        given: the start of `target` the model reads but is not trained on (a think written for it), or "".
     """
 
     task: str
@@ -126,6 +149,7 @@ class Example:
     target: str = ""
     scenes: tuple[Scene, ...] = ()
     context: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    given: str = ""
 
 
 def _listing(objects: list[Obj], background: str) -> str:
@@ -378,7 +402,9 @@ def _rewrite_turn(rng: random.Random) -> tuple[str, str]:
 
 
 def _constraint_concept(named: bool, rng: random.Random) -> Concept:
-    return rng.choice(ID_CONCEPTS) if named else random_literal_concept(rng, LITERAL_OOD_RULES)
+    if named:
+        return rng.choice(ID_CONCEPTS)
+    return random_literal_concept(rng, LITERAL_OOD_RULES, LITERAL_STRUCTURAL_WEIGHT)
 
 
 def _constraint_concepts(named: bool, two: bool, rng: random.Random) -> list[Concept]:
@@ -447,9 +473,27 @@ def _alias_turns(rng: random.Random) -> list[tuple[str, str]]:
     definition = f"{name} means {constraint_text(concept)}"
     tail = _for_subject(concept, subject)
     return [
-        (f"what does {name} mean?", format_answer(definition, definition)),
+        (ALIAS_QUESTION.format(name=name), format_answer(definition, definition)),
         _rewrite_answer(prompt, [name + tail], definition + tail, edited, rng),
     ]
+
+
+def _given_think_turn(taken: set[str], rng: random.Random) -> tuple[str, str, str]:
+    """(question, target, given): a rewrite that asks for one or two made-up names nothing in the document defines
+    (not in `taken`: " . use : version seven [. use : version two]"), its target a think giving their meanings
+    ("version seven means white, pink and green [for the <shape>]"), then the edit; `given` is that think, which the
+    model reads but is not trained on (it cannot be predicted). The meaning is nowhere but in the think, so the edit
+    must come from the think: what a reprompter does after recalling a concept. Given the right recall, run 19 applied
+    it half as often as the same words in the question (0.233 against 0.457, run 20): with a made-up name defined
+    earlier in the document the edit could still copy the definition, never only the think."""
+    two = rng.random() < TWO_CONSTRAINT_RATE
+    prompt, subject, concepts, edited = _constrained_edit(lambda r: _constraint_concepts(False, two, r), rng)
+    free = [n for n in ALIAS_NUMBERS if f"version {n}" not in taken]
+    names = [f"version {n}" for n in rng.sample(free, len(concepts))]
+    tails = [_for_subject(c, subject) for c in concepts]
+    think = " . ".join(f"{name} means {constraint_text(c)}{tail}" for name, c, tail in zip(names, concepts, tails))
+    question, target = _rewrite_answer(prompt, [n + t for n, t in zip(names, tails)], think, edited, rng)
+    return question, target, target[: target.index(THINK_CLOSE) + len(THINK_CLOSE)]
 
 
 def _text_units(task: str, rng: random.Random) -> list[tuple[str, str]]:
@@ -463,10 +507,17 @@ def _text_units(task: str, rng: random.Random) -> list[tuple[str, str]]:
 
 def _text_document(task: str, rng: random.Random) -> Example:
     """1-3 units (an alias's two turns stay together, definition first) in random order; the last turn is the
-    example's prompt and target, the others its context."""
-    units = [_text_units(task if not i else rng.choice(TEXT_TASKS), rng) for i in range(rng.randint(1, MAX_DOC_TURNS))]
+    example's prompt and target, the others its context. A rewrite document may end with a given-think turn
+    (`GIVEN_THINK_RATE`), after the others: only the last turn can have an untrained part."""
+    given_think = task == "rewrite" and GIVEN_THINK_RATE > 0 and rng.random() < GIVEN_THINK_RATE
+    n_units = rng.randint(1, MAX_DOC_TURNS) - bool(given_think)
+    units = [_text_units(task if not i else rng.choice(TEXT_TASKS), rng) for i in range(n_units)]
     rng.shuffle(units)
     turns = [turn for unit in units for turn in unit]
+    if given_think:
+        defined = {m[1] for p, _ in turns if (m := ALIAS_DEFINITION.fullmatch(p))}
+        prompt, target, given = _given_think_turn(defined, rng)
+        return Example(task, prompt, target, context=tuple(turns), given=given)
     (prompt, target), context = turns[-1], tuple(turns[:-1])
     return Example(task, prompt, target, context=context)
 
