@@ -7,6 +7,7 @@ import re
 import pytest
 
 from seer.formats import parse_answer
+from seer.worlds.shapeworld import corpus
 from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS
 from seer.worlds.shapeworld.concepts import (
     LEXICON,
@@ -18,7 +19,6 @@ from seer.worlds.shapeworld.concepts import (
     phrasing_texts,
     scene_has_concept,
 )
-from seer.worlds.shapeworld import corpus
 from seer.worlds.shapeworld.corpus import (
     ALIAS_DEFINITION,
     ALIAS_QUESTION,

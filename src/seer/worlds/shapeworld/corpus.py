@@ -38,7 +38,11 @@ The tasks, each a generator of `Example`s:
   constraints of different kinds (" . use : C1 . use : C2"), as a hard item asks two things: the think recalls or
   restates both, and the edit meets both. Some documents define a made-up name first ("what does version seven
   mean?" -> "version seven means white, pink and green") and then ask for it by name ("... . use : version seven"):
-  the think restates the meaning, and only the think says what the edit must do.
+  the think restates the meaning, then the edit follows it (or the definition before it). In corpus run21, some end
+  with a rewrite asking for a name nothing defines, after a think the model is given (read, not trained on): the
+  edit must follow the think.
+
+Which of these a corpus holds, and how often, is its version (`CORPUS_VERSIONS`, `seer pretrain --corpus`).
 
 Text-only examples are packed into documents of 1-3 turns, so each fact is also seen after unrelated
 context (a pilot found facts learned in a single QA frame could not be recalled in the RL prompt).
@@ -103,6 +107,9 @@ ID_CONCEPTS = tuple(concepts_in(split="id"))
 TWO_CONSTRAINT_RATE = 0.4
 # Rewrites that ask for a made-up name defined earlier in the document ("version seven"), see `_alias_turns`.
 ALIAS_REWRITE_RATE = 0.3
+ALIAS_QUESTION = "what does {name} mean?"
+ALIAS_DEFINITION = re.compile(r"what does (version \w+) mean\?")  # the names a document defines
+ALIAS_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # The settings that differ between corpus versions (`CORPUS_VERSIONS`, set by `use_corpus`):
 # Literal constraints may be the layouts and counts of `ood` concepts too (`random_literal_concept`).
 LITERAL_OOD_RULES = False
@@ -125,9 +132,6 @@ def use_corpus(version: str) -> None:
     if version not in CORPUS_VERSIONS:
         raise ValueError(f"corpus: unknown version {version!r}; expected one of {sorted(CORPUS_VERSIONS)}")
     globals().update(CORPUS_VERSIONS[version])
-ALIAS_QUESTION = "what does {name} mean?"
-ALIAS_DEFINITION = re.compile(r"what does (version \w+) mean\?")  # the names a document defines
-ALIAS_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 @dataclass(frozen=True)
