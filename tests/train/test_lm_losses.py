@@ -106,7 +106,8 @@ def test_documents_mark_answers_and_eos_only(umm):
 
 def test_a_given_think_is_read_but_not_trained_on(umm):
     """The given start of the last answer keeps the ids of the whole answer (cut at a space) and loses its marks;
-    earlier turns and the rest of the answer are trained as before. A given text that does not start the answer fails."""
+    earlier turns and the rest of the answer are trained as before. A given text that does not start the answer
+    fails."""
     tok = umm.tokenizer
     turns = [
         ("what does icy mean?", "<think> icy means white </think> <answer> white </answer>"),

@@ -319,6 +319,8 @@ def test_given_thinks_are_the_last_turns_think_and_name_only_undefined_aliases(e
         asked = example.prompt.split(" . use : ")[1:]
         assert asked and all(ALIAS.match(a) for a in asked)
     assert len(given) / len(rewrites) == pytest.approx(corpus.GIVEN_THINK_RATE, abs=0.08)
+    assert corpus.GIVEN_THINK_RATE or not given
+    # The pattern that finds defined names matches how they are defined (else "undefined" would hold vacuously).
     assert ALIAS_DEFINITION.fullmatch(ALIAS_QUESTION.format(name="version seven"))
 
 
@@ -393,9 +395,9 @@ def colour_list(text):
 
 def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
     """Colour constraints are checked by hand from their text; every other kind must be an `id` concept's
-    definition (or, with `corpus.LITERAL_OOD_RULES`, an `ood` one's), met by the output (`scene_has_concept`, the oracle's
-    check); without it no `ood` concept's constraint is ever asked for. A rewrite with one constraint changes nothing
-    else; one with two meets both."""
+    definition (or, with `corpus.LITERAL_OOD_RULES`, an `ood` one's), met by the output (`scene_has_concept`, the
+    oracle's check); without it no `ood` concept's constraint is ever asked for. A rewrite with one constraint changes
+    nothing else; one with two meets both."""
     def literal(definition):  # "icy means white, cyan and blue" / "a tree is a green triangle and ..."
         return definition.split(" means ", 1)[1] if " means " in definition else definition.split(" is ", 1)[1]
 
