@@ -83,24 +83,20 @@ def encode_documents(
     tok = processor.tokenizer
     given = given or [""] * len(documents)
     image_text = processor.replace_image_token({}, 0)  # BOI + N image tokens + EOI, as a string
-    texts: list[str] = []
-    for doc, images, shown in zip(documents, num_images, given):
+    texts: list[str] = []  # per turn: user turn, its answer's given start ("" but in a last turn), the rest
+    for doc, images, last_given in zip(documents, num_images, given):
         for t, (prompt, answer) in enumerate(doc):
+            shown = last_given if t == len(doc) - 1 else ""
+            if not answer.startswith(shown):
+                raise ValueError(f"given text {shown!r} does not start the answer {answer!r}")
             turn = user_turn(processor, prompt, images if t == 0 else 0)
-            if t == len(doc) - 1:
-                if not answer.startswith(shown):
-                    raise ValueError(f"given text {shown!r} does not start the answer {answer!r}")
-                texts += [turn.replace(tok.image_token, image_text), shown, answer[len(shown) :]]
-            else:
-                texts += [turn.replace(tok.image_token, image_text), answer]
+            texts += [turn.replace(tok.image_token, image_text), shown, answer[len(shown) :]]
     pieces = iter(tok(texts, add_special_tokens=False)["input_ids"])  # one tokenizer call for the whole batch
     all_ids, all_marks = [], []
     for doc in documents:
         ids, marks = [tok.bos_token_id], [False]
-        for t in range(len(doc)):
-            user = next(pieces)
-            shown = next(pieces) if t == len(doc) - 1 else []
-            answer = next(pieces) + [tok.eos_token_id]
+        for _ in doc:
+            user, shown, answer = next(pieces), next(pieces), next(pieces) + [tok.eos_token_id]
             ids += user + shown + answer
             marks += [False] * (len(user) + len(shown)) + [True] * len(answer)
         all_ids.append(ids)

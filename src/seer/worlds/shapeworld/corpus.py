@@ -109,7 +109,8 @@ TWO_CONSTRAINT_RATE = 0.4
 ALIAS_REWRITE_RATE = 0.3
 ALIAS_QUESTION = "what does {name} mean?"
 ALIAS_DEFINITION = re.compile(r"what does (version \w+) mean\?")  # the names a document defines
-ALIAS_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+ALIAS_NAMES = tuple(f"version {n}" for n in ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                                                "nine"))  # fmt: skip
 # The settings that differ between corpus versions (`CORPUS_VERSIONS`, set by `use_corpus`):
 # Literal constraints may be the layouts and counts of `ood` concepts too (`random_literal_concept`).
 LITERAL_OOD_RULES = False
@@ -472,7 +473,7 @@ def _alias_turns(rng: random.Random) -> list[tuple[str, str]]:
     restating the meaning in the think, then the edit. The name means something else in every document, so the
     edit can only follow the think: the habit a reprompter needs after recalling a concept (run 18b's recalled the
     asked concept, then copied the prompt unchanged, in 31 of 73 samples; given the literal meaning, none did)."""
-    name = f"version {rng.choice(ALIAS_NUMBERS)}"
+    name = rng.choice(ALIAS_NAMES)
     prompt, subject, (concept,), edited = _constrained_edit(lambda r: [_constraint_concept(named=False, rng=r)], rng)
     definition = f"{name} means {constraint_text(concept)}"
     tail = _for_subject(concept, subject)
@@ -492,8 +493,7 @@ def _given_think_turn(taken: set[str], rng: random.Random) -> tuple[str, str, st
     earlier in the document the edit could still copy the definition, never only the think."""
     two = rng.random() < TWO_CONSTRAINT_RATE
     prompt, subject, concepts, edited = _constrained_edit(lambda r: _constraint_concepts(False, two, r), rng)
-    free = [n for n in ALIAS_NUMBERS if f"version {n}" not in taken]
-    names = [f"version {n}" for n in rng.sample(free, len(concepts))]
+    names = rng.sample([n for n in ALIAS_NAMES if n not in taken], len(concepts))
     tails = [_for_subject(c, subject) for c in concepts]
     think = " . ".join(f"{name} means {constraint_text(c)}{tail}" for name, c, tail in zip(names, concepts, tails))
     question, target = _rewrite_answer(prompt, [n + t for n, t in zip(names, tails)], think, edited, rng)
