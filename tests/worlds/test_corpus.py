@@ -15,6 +15,7 @@ from seer.worlds.shapeworld.concepts import (
     Contrast,
     Layout,
     Symmetric,
+    constraint_text,
     get_concept,
     phrasing_texts,
     scene_has_concept,
@@ -23,6 +24,10 @@ from seer.worlds.shapeworld.corpus import (
     ALIAS_DEFINITION,
     ALIAS_QUESTION,
     CORPUS_VERSIONS,
+    PSEUDO_CONCEPTS,
+    PSEUDO_HELD_OUT,
+    PSEUDO_NAMES,
+    PSEUDO_QUESTIONS,
     TASK_WEIGHTS,
     corpus_words,
     listed_like,
@@ -226,6 +231,11 @@ def test_concept_answers_recall_the_definition_then_use_it(examples):
 ALIAS = re.compile(r"version [a-z]+")
 
 
+def pseudo_name(text):
+    """The pseudo-concept a knowledge question or a constraint names ("version two five for the ring"), or None."""
+    return next((n for n in PSEUDO_NAMES if re.search(rf"(^| ){n}( |\?|$)", text)), None)
+
+
 def document_turns(example):
     """The (prompt, target) turns of a document in the order they were written."""
     return [*example.context, (example.prompt, example.target)]
@@ -242,7 +252,9 @@ def test_knowledge_answers_state_the_definition(examples):
             continue
         think, answer = parse_answer(target)
         alias = ALIAS_DEFINITION.fullmatch(prompt)
-        if alias:
+        if pseudo_name(prompt):
+            assert think == answer and think.startswith(f"{pseudo_name(prompt)} means ")
+        elif alias:
             aliases += 1
             assert think == answer and think.startswith(f"{alias[1]} means ")
         else:
@@ -254,7 +266,8 @@ def test_knowledge_answers_state_the_definition(examples):
 def rewrite_texts(examples):
     """(the prompt's text, constraints (empty for a plain rewrite), the answer, the alias each constraint named or
     None) of every rewrite turn. A constraint that names an alias ("version seven for the ring") is replaced by the
-    meaning the document gave it earlier ("<meaning> for the ring"); an alias never defined fails here."""
+    meaning the document gave it earlier ("<meaning> for the ring"); an alias never defined fails here. A
+    pseudo-concept ("version two five") is replaced by its one meaning, wherever it is asked for."""
     for example in examples:
         meanings = {}
         if example.given:  # the names the given think means, defined nowhere else
@@ -270,8 +283,9 @@ def rewrite_texts(examples):
             if not prompt.startswith("rewrite the prompt : "):
                 continue
             body, *asked = prompt[len("rewrite the prompt : ") :].split(" . use : ")
-            names = [m[0] if (m := ALIAS.match(c)) else None for c in asked]
-            constraints = [c if n is None else meanings[n] + c[len(n) :] for c, n in zip(asked, names)]
+            names = [pseudo_name(c) or (m[0] if (m := ALIAS.match(c)) else None) for c in asked]
+            known = meanings | {n: constraint_text(c) for n, c in PSEUDO_CONCEPTS.items()}
+            constraints = [c if n is None else known[n] + c[len(n) :] for c, n in zip(asked, names)]
             yield body, constraints, target, names
 
 
@@ -322,6 +336,57 @@ def test_given_thinks_are_the_last_turns_think_and_name_only_undefined_aliases(e
     assert corpus.GIVEN_THINK_RATE or not given
     # The pattern that finds defined names matches how they are defined (else "undefined" would hold vacuously).
     assert ALIAS_DEFINITION.fullmatch(ALIAS_QUESTION.format(name="version seven"))
+
+
+def test_pseudo_concepts_mean_one_thing_everywhere_and_the_held_out_are_never_asked_for(examples):
+    """A pseudo-concept's knowledge answers and the thinks of rewrites that ask for it (checked against its meaning
+    by `test_aliases_are_defined...`, its edit by `test_constrained_rewrites...`) state its one meaning in every
+    document; the held-out names are known from knowledge questions only, as SEER's concepts are.
+    A `PSEUDO_CONCEPT_RATE` share of knowledge turns, none in the corpora before run23."""
+    stated = collections.defaultdict(set)
+    asked, said = collections.Counter(), collections.Counter()
+    knowledge = pseudo_knowledge = 0
+    for example in examples:
+        if example.scenes:
+            continue
+        for prompt, target in document_turns(example):
+            think = parse_answer(target)[0]
+            if prompt.startswith("rewrite the prompt : "):
+                for constraint in prompt.split(" . use : ")[1:]:
+                    if pseudo_name(constraint):
+                        asked[pseudo_name(constraint)] += 1
+                        meaning = think.split(f"{pseudo_name(constraint)} means ", 1)[1].split(" . ")[0]
+                        stated[pseudo_name(constraint)].add(meaning.split(" for the ")[0])
+                        said[pseudo_name(constraint)] += 1
+                continue
+            if ALIAS_DEFINITION.fullmatch(prompt):
+                continue
+            knowledge += 1
+            if pseudo_name(prompt):
+                pseudo_knowledge += 1
+                assert prompt in {q.format(name=pseudo_name(prompt)) for q in PSEUDO_QUESTIONS}
+                stated[pseudo_name(prompt)].add(think.split(" means ", 1)[1])
+                said[pseudo_name(prompt)] += 1
+    assert not set(asked) & set(PSEUDO_NAMES[-PSEUDO_HELD_OUT:])
+    assert pseudo_knowledge / knowledge == pytest.approx(corpus.PSEUDO_CONCEPT_RATE, abs=0.06)
+    if corpus.PSEUDO_CONCEPT_RATE:
+        assert all(len(m) == 1 for m in stated.values())
+        assert sum(said.values()) - len(said) > 20  # names stated more than once, in different documents
+        assert len(asked) > 20 and set(asked) <= set(PSEUDO_NAMES[:-PSEUDO_HELD_OUT])
+    else:
+        assert not asked and not stated
+
+
+def test_pseudo_concepts_are_neither_aliases_nor_concepts():
+    """A pseudo-concept's knowledge question is not an alias definition (which would make its meaning the
+    document's), its name no alias or concept name, and its meaning no other pseudo-concept's or real concept's."""
+    for name in PSEUDO_NAMES:
+        assert not any(ALIAS_DEFINITION.fullmatch(q.format(name=name)) for q in PSEUDO_QUESTIONS)
+        assert name not in corpus.ALIAS_NAMES and name not in {c.name for c in LEXICON}
+    meanings = [constraint_text(c) for c in PSEUDO_CONCEPTS.values()]
+    real = {constraint_text(c) for c in LEXICON}
+    assert len(set(meanings)) == len(meanings) and not set(meanings) & real
+    assert set(PSEUDO_CONCEPTS) == set(PSEUDO_NAMES)
 
 
 def test_plain_rewrites_mostly_keep_the_scene_and_otherwise_change_one_attribute(examples):

@@ -101,7 +101,7 @@ class PretrainArgs:
     model_shape: str = field(default="shapeworld-tiny", metadata={"help": "Model shape (seer.models.janus.SHAPES)."})
     corpus: str = field(
         default="run19",
-        metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run19: the shipped model's)."},
+        metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run19: the shipped model's; others: probes)."},
     )
     init_from: str | None = field(
         default=None,

@@ -40,7 +40,9 @@ The tasks, each a generator of `Example`s:
   mean?" -> "version seven means white, pink and green") and then ask for it by name ("... . use : version seven"):
   the think restates the meaning, then the edit follows it (or the definition before it). In corpus run21, some end
   with a rewrite asking for a name nothing defines, after a think the model is given (read, not trained on): the
-  edit must follow the think.
+  edit must follow the think. In corpus run23, *pseudo-concepts* ("version two five one") have one meaning in the whole
+  corpus, taught by knowledge questions; rewrites ask for most of them by name, and the think recalls the meaning
+  from memory, as a reprompter must recall a concept (the rest are held out, known from knowledge questions only).
 
 Which of these a corpus holds, and how often, is its version (`CORPUS_VERSIONS`, `seer pretrain --corpus`).
 
@@ -111,6 +113,18 @@ ALIAS_QUESTION = "what does {name} mean?"
 ALIAS_DEFINITION = re.compile(r"what does (version \w+) mean\?")  # the names a document defines
 ALIAS_NAMES = tuple(f"version {n}" for n in ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
                                                 "nine"))  # fmt: skip
+# Made-up concepts with one meaning across the whole corpus ("version two five one means white, pink and green"),
+# known the way SEER's concepts are, from knowledge questions, and asked for by name in rewrites whose think recalls
+# the meaning from memory: the document holds no definition. Run 21's reprompter, under SEER's instruction, recalled
+# the asked concept in its think in only 11-19% of samples; no rewrite had ever recalled a meaning that was not in the
+# document. Half of them are never asked for in a rewrite, as SEER's concepts never are: whether their recall carries
+# from knowledge questions to the rewrite frame is the probe of SEER's case (`benchmarks/pseudo_recall.py`). Their
+# meanings are random colour sets and built objects (never a layout or count, which would make the name a synonym of
+# an `id` concept), each a different one. Run 23 (`benchmarks/RESULTS.md`): 2,000 steps of continued pre-training
+# recalled the asked names in 87-99% of rewrites and the held-out ones in 1-3%, with 12 names as with 240.
+PSEUDO_COUNT = 240
+PSEUDO_HELD_OUT = 120  # the last ones
+PSEUDO_QUESTIONS = ("what does {name} mean?", "what is {name}?", "how does {name} look?")
 # The settings that differ between corpus versions (`CORPUS_VERSIONS`, set by `use_corpus`):
 # Literal constraints may be the layouts and counts of `ood` concepts too (`random_literal_concept`).
 LITERAL_OOD_RULES = False
@@ -120,12 +134,19 @@ LITERAL_STRUCTURAL_WEIGHT = 1
 # Rewrite documents whose last turn asks for a made-up name that nothing defines, answered after a think the model is
 # shown but not trained on (`_given_think_turn`).
 GIVEN_THINK_RATE = 0.0
+# The share of knowledge units, and of rewrite units, that are about a pseudo-concept (`PSEUDO_NAMES`).
+PSEUDO_CONCEPT_RATE = 0.0
 # Each pre-training's corpus by name (`seer pretrain --corpus`). run19 is the shipped model's; run21 adds run 20's
 # findings: the `ood` layouts and counts as literal constraints, layouts and counts 3 in 7 of them, and given thinks.
+# run23 adds pseudo-concepts to run21.
 CORPUS_VERSIONS: dict[str, dict[str, object]] = {
-    "run19": {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0},
-    "run21": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4},
-}
+    "run19": {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0,
+              "PSEUDO_CONCEPT_RATE": 0.0},
+    "run21": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
+              "PSEUDO_CONCEPT_RATE": 0.0},
+    "run23": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
+              "PSEUDO_CONCEPT_RATE": 0.4},
+}  # fmt: skip
 
 
 def use_corpus(version: str) -> None:
@@ -500,10 +521,56 @@ def _given_think_turn(taken: set[str], rng: random.Random) -> tuple[str, str, st
     return question, target, target[: target.index(THINK_CLOSE) + len(THINK_CLOSE)]
 
 
+def pseudo_concepts() -> dict[str, Concept]:
+    """Each pseudo-concept's meaning by name ("version two five one"), the same in every process (a fixed seed): no
+    two share a meaning, and none is a real concept's."""
+    rng = random.Random(23)
+    numbers = [name.split()[1] for name in ALIAS_NAMES]  # zero ... nine
+    taken = {constraint_text(c) for c in LEXICON}
+    concepts: dict[str, Concept] = {}
+    while len(concepts) < PSEUDO_COUNT:
+        name = "version " + " ".join(rng.choice(numbers) for _ in range(3))
+        concept = random_literal_concept(rng, structural_weight=0)
+        if name not in concepts and constraint_text(concept) not in taken:
+            concepts[name] = concept
+            taken.add(constraint_text(concept))
+    return concepts
+
+
+PSEUDO_CONCEPTS = pseudo_concepts()
+PSEUDO_NAMES = tuple(PSEUDO_CONCEPTS)
+
+
+def _pseudo_definition(name: str) -> str:
+    return f"{name} means {constraint_text(PSEUDO_CONCEPTS[name])}"
+
+
+def _pseudo_knowledge_turn(rng: random.Random) -> tuple[str, str]:
+    """ "what does version two five one mean?" -> its one meaning, as a concept's knowledge answer is written."""
+    name = rng.choice(PSEUDO_NAMES)
+    definition = _pseudo_definition(name)
+    return rng.choice(PSEUDO_QUESTIONS).format(name=name), format_answer(definition, definition)
+
+
+def _pseudo_rewrite_turn(rng: random.Random) -> tuple[str, str]:
+    """ "rewrite the prompt : P . use : version two five one [for the <shape>]" -> the think recalls its meaning (from
+    memory: nothing in the document defines it), then P minimally edited to show it. Never a held-out name."""
+    name = rng.choice(PSEUDO_NAMES[:-PSEUDO_HELD_OUT])
+    concept = PSEUDO_CONCEPTS[name]
+    prompt, subject, _, edited = _constrained_edit(lambda r: [concept], rng)
+    tail = _for_subject(concept, subject)
+    return _rewrite_answer(prompt, [name + tail], _pseudo_definition(name) + tail, edited, rng)
+
+
 def _text_units(task: str, rng: random.Random) -> list[tuple[str, str]]:
-    """One or two turns of a text document: a knowledge QA, or a rewrite (plain, constrained, or by alias)."""
+    """One or two turns of a text document: a knowledge QA (of a concept or a pseudo-concept), or a rewrite (plain,
+    constrained, by alias or by pseudo-concept). Corpora without pseudo-concepts draw nothing for them, so their
+    examples are those of the versions before pseudo-concepts existed."""
+    pseudo = PSEUDO_CONCEPT_RATE > 0 and rng.random() < PSEUDO_CONCEPT_RATE
     if task == "knowledge":
-        return [_knowledge_turn(rng.choice(LEXICON), rng)]
+        return [_pseudo_knowledge_turn(rng) if pseudo else _knowledge_turn(rng.choice(LEXICON), rng)]
+    if pseudo:
+        return [_pseudo_rewrite_turn(rng)]
     if rng.random() < ALIAS_REWRITE_RATE:
         return _alias_turns(rng)
     return [_constrained_rewrite_turn(rng) if rng.random() < CONSTRAINED_REWRITE_RATE else _rewrite_turn(rng)]
