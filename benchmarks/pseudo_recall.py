@@ -3,7 +3,7 @@
     python benchmarks/pseudo_recall.py --model DIR --samples 4 --out x.json
 
 Pseudo-concepts (`seer.worlds.shapeworld.corpus.PSEUDO_NAMES`, corpus run23) are made-up names with one meaning in
-the whole corpus ("version two five means ..."), learned from knowledge questions. Pre-training's rewrites ask for
+the whole corpus ("version two five one means ..."), learned from knowledge questions. Pre-training's rewrites ask for
 all but the last `PSEUDO_HELD_OUT` by name, with a think that recalls the meaning from memory; the held-out ones are
 only ever met in knowledge questions, as SEER's concepts are. Whether their recall carries over to the rewrite frame
 is what this measures, for a model trained on run23 against one that never saw them.
@@ -116,7 +116,9 @@ def main() -> None:
         "rewrite_think_recalls": {k: rate(v) for k, v in sorted(recalled.items())},
         "rewrite_draws_it": {k: rate(v) for k, v in sorted(drawn.items())},
         "draws_it_if": {k: rate(v) for k, v in sorted(drawn_if.items())},
-        "examples": {name: texts[i * args.prompts * args.samples] for i, name in enumerate(PSEUDO_NAMES) if i % 20 == 0},
+        "examples": {
+            name: texts[i * args.prompts * args.samples] for i, name in enumerate(PSEUDO_NAMES) if i % 20 == 0
+        },
     }
     print(json.dumps(figures, indent=2))
     if args.out:
