@@ -29,8 +29,8 @@ import torch
 from seer.eval.command import load_model
 from seer.formats import parse_answer
 from seer.rl.reprompt import REPROMPT_TEMPLATE, parse_descriptor
-from seer.worlds.shapeworld.concepts import constraint_text, scene_has_concept
-from seer.worlds.shapeworld.corpus import PSEUDO_CONCEPTS, PSEUDO_HELD_OUT, PSEUDO_NAMES
+from seer.worlds.shapeworld.concepts import scene_has_concept
+from seer.worlds.shapeworld.corpus import PSEUDO_CONCEPTS, PSEUDO_HELD_OUT, PSEUDO_NAMES, named_definition
 from seer.worlds.shapeworld.grammar import describe, parse
 from seer.worlds.shapeworld.items import elaborate, nameable_subjects
 from seer.worlds.shapeworld.scene import random_scene
@@ -59,7 +59,7 @@ def words(text: str) -> str:
 
 
 def meaning_of(name: str) -> str:
-    return words(f"{name} means {constraint_text(PSEUDO_CONCEPTS[name])}")
+    return words(named_definition(name, PSEUDO_CONCEPTS[name]))
 
 
 def draws(text: str, name: str) -> bool:

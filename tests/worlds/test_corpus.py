@@ -252,8 +252,8 @@ def test_knowledge_answers_state_the_definition(examples):
             continue
         think, answer = parse_answer(target)
         alias = ALIAS_DEFINITION.fullmatch(prompt)
-        if pseudo_name(prompt):
-            assert think == answer and think.startswith(f"{pseudo_name(prompt)} means ")
+        if name := pseudo_name(prompt):
+            assert think == answer and think.startswith(f"{name} means ")
         elif alias:
             aliases += 1
             assert think == answer and think.startswith(f"{alias[1]} means ")
@@ -352,21 +352,20 @@ def test_pseudo_concepts_mean_one_thing_everywhere_and_the_held_out_are_never_as
         for prompt, target in document_turns(example):
             think = parse_answer(target)[0]
             if prompt.startswith("rewrite the prompt : "):
-                for constraint in prompt.split(" . use : ")[1:]:
-                    if pseudo_name(constraint):
-                        asked[pseudo_name(constraint)] += 1
-                        meaning = think.split(f"{pseudo_name(constraint)} means ", 1)[1].split(" . ")[0]
-                        stated[pseudo_name(constraint)].add(meaning.split(" for the ")[0])
-                        said[pseudo_name(constraint)] += 1
+                for name in filter(None, map(pseudo_name, prompt.split(" . use : ")[1:])):
+                    asked[name] += 1
+                    meaning = think.split(f"{name} means ", 1)[1].split(" . ")[0]
+                    stated[name].add(meaning.split(" for the ")[0])
+                    said[name] += 1
                 continue
             if ALIAS_DEFINITION.fullmatch(prompt):
                 continue
             knowledge += 1
-            if pseudo_name(prompt):
+            if name := pseudo_name(prompt):
                 pseudo_knowledge += 1
-                assert prompt in {q.format(name=pseudo_name(prompt)) for q in PSEUDO_QUESTIONS}
-                stated[pseudo_name(prompt)].add(think.split(" means ", 1)[1])
-                said[pseudo_name(prompt)] += 1
+                assert prompt in {q.format(name=name) for q in PSEUDO_QUESTIONS}
+                stated[name].add(think.split(" means ", 1)[1])
+                said[name] += 1
     assert not set(asked) & set(PSEUDO_NAMES[-PSEUDO_HELD_OUT:])
     assert pseudo_knowledge / knowledge == pytest.approx(corpus.PSEUDO_CONCEPT_RATE, abs=0.06)
     if corpus.PSEUDO_CONCEPT_RATE:

@@ -111,8 +111,8 @@ TWO_CONSTRAINT_RATE = 0.4
 ALIAS_REWRITE_RATE = 0.3
 ALIAS_QUESTION = "what does {name} mean?"
 ALIAS_DEFINITION = re.compile(r"what does (version \w+) mean\?")  # the names a document defines
-ALIAS_NAMES = tuple(f"version {n}" for n in ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-                                                "nine"))  # fmt: skip
+VERSION_NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")  # made-up names
+ALIAS_NAMES = tuple(f"version {n}" for n in VERSION_NUMBERS)
 # Made-up concepts with one meaning across the whole corpus ("version two five one means white, pink and green"),
 # known the way SEER's concepts are, from knowledge questions, and asked for by name in rewrites whose think recalls
 # the meaning from memory: the document holds no definition. Run 21's reprompter, under SEER's instruction, recalled
@@ -488,6 +488,11 @@ def _constrained_rewrite_turn(rng: random.Random) -> tuple[str, str]:
     return _rewrite_answer(prompt, constraints, think, edited, rng)
 
 
+def named_definition(name: str, concept: Concept) -> str:
+    """ "version seven means white, pink and green": a made-up name given a constraint's meaning."""
+    return f"{name} means {constraint_text(concept)}"
+
+
 def _alias_turns(rng: random.Random) -> list[tuple[str, str]]:
     """Two turns: a made-up name defined ("what does version seven mean?" -> "version seven means white, pink and
     green"), then a rewrite that asks for it by name (" . use : version seven [for the <shape>]"), answered by
@@ -496,7 +501,7 @@ def _alias_turns(rng: random.Random) -> list[tuple[str, str]]:
     asked concept, then copied the prompt unchanged, in 31 of 73 samples; given the literal meaning, none did)."""
     name = rng.choice(ALIAS_NAMES)
     prompt, subject, (concept,), edited = _constrained_edit(lambda r: [_constraint_concept(named=False, rng=r)], rng)
-    definition = f"{name} means {constraint_text(concept)}"
+    definition = named_definition(name, concept)
     tail = _for_subject(concept, subject)
     return [
         (ALIAS_QUESTION.format(name=name), format_answer(definition, definition)),
@@ -516,7 +521,7 @@ def _given_think_turn(taken: set[str], rng: random.Random) -> tuple[str, str, st
     prompt, subject, concepts, edited = _constrained_edit(lambda r: _constraint_concepts(False, two, r), rng)
     names = rng.sample([n for n in ALIAS_NAMES if n not in taken], len(concepts))
     tails = [_for_subject(c, subject) for c in concepts]
-    think = " . ".join(f"{name} means {constraint_text(c)}{tail}" for name, c, tail in zip(names, concepts, tails))
+    think = " . ".join(named_definition(name, c) + tail for name, c, tail in zip(names, concepts, tails))
     question, target = _rewrite_answer(prompt, [n + t for n, t in zip(names, tails)], think, edited, rng)
     return question, target, target[: target.index(THINK_CLOSE) + len(THINK_CLOSE)]
 
@@ -525,11 +530,10 @@ def pseudo_concepts() -> dict[str, Concept]:
     """Each pseudo-concept's meaning by name ("version two five one"), the same in every process (a fixed seed): no
     two share a meaning, and none is a real concept's."""
     rng = random.Random(23)
-    numbers = [name.split()[1] for name in ALIAS_NAMES]  # zero ... nine
     taken = {constraint_text(c) for c in LEXICON}
     concepts: dict[str, Concept] = {}
     while len(concepts) < PSEUDO_COUNT:
-        name = "version " + " ".join(rng.choice(numbers) for _ in range(3))
+        name = "version " + " ".join(rng.choice(VERSION_NUMBERS) for _ in range(3))
         concept = random_literal_concept(rng, structural_weight=0)
         if name not in concepts and constraint_text(concept) not in taken:
             concepts[name] = concept
@@ -541,14 +545,10 @@ PSEUDO_CONCEPTS = pseudo_concepts()
 PSEUDO_NAMES = tuple(PSEUDO_CONCEPTS)
 
 
-def _pseudo_definition(name: str) -> str:
-    return f"{name} means {constraint_text(PSEUDO_CONCEPTS[name])}"
-
-
 def _pseudo_knowledge_turn(rng: random.Random) -> tuple[str, str]:
     """ "what does version two five one mean?" -> its one meaning, as a concept's knowledge answer is written."""
     name = rng.choice(PSEUDO_NAMES)
-    definition = _pseudo_definition(name)
+    definition = named_definition(name, PSEUDO_CONCEPTS[name])
     return rng.choice(PSEUDO_QUESTIONS).format(name=name), format_answer(definition, definition)
 
 
@@ -559,7 +559,7 @@ def _pseudo_rewrite_turn(rng: random.Random) -> tuple[str, str]:
     concept = PSEUDO_CONCEPTS[name]
     prompt, subject, _, edited = _constrained_edit(lambda r: [concept], rng)
     tail = _for_subject(concept, subject)
-    return _rewrite_answer(prompt, [name + tail], _pseudo_definition(name) + tail, edited, rng)
+    return _rewrite_answer(prompt, [name + tail], named_definition(name, concept) + tail, edited, rng)
 
 
 def _text_units(task: str, rng: random.Random) -> list[tuple[str, str]]:
