@@ -110,7 +110,7 @@ def main(args: RunArgs) -> int:
     """Run every stage; 0 when all ran (whether or not the figures meet their targets)."""
     from seer.data.build import build_vie_sets
     from seer.eval.command import EvalArgs
-    from seer.eval.evaluator_suite import run_evaluator_suite, summary_lines_of
+    from seer.eval.evaluator_suite import base_retention, run_evaluator_suite, summary_lines_of
     from seer.eval.reprompt_suite import run_reprompt_suite
     from seer.train import rlmt, run_dir, rlvr
 
@@ -147,10 +147,13 @@ def main(args: RunArgs) -> int:
         suite="evaluator", rlvr_dir=str(out / "rlvr"), output_dir=str(out / "eval-evaluator"), seed=args.seed,
         n_pair_items=args.n_pair_items, vie_file=str(out / "data" / "eval.jsonl"), device=args.device, **sizes,
     ))  # fmt: skip
+    # Both suites measure understanding on RLVR's base model with the same sizes and seed: the base figures are
+    # measured once, and the reprompt suite measures only its adapter's.
     reprompt = run_reprompt_suite(EvalArgs(
         suite="reprompt", rlmt_dir=str(out / "rlmt"), output_dir=str(out / "eval-reprompt"), seed=args.seed,
         n_vie=args.n_eval_items, vie_file=str(out / "data" / "eval.jsonl"), device=args.device, **sizes,
-    ), extra_figures={f"evaluator: {k}": v for k, v in evaluator["figures"].items()})  # fmt: skip
+    ), extra_figures={f"evaluator: {k}": v for k, v in evaluator["figures"].items()},
+        base_retention=base_retention(evaluator["figures"]))  # fmt: skip
     seconds["eval"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - start
 

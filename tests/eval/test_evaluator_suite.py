@@ -1,11 +1,16 @@
 """`seer eval --suite evaluator`: the targeted figures from hand-made results, and its one-line input errors."""
 
+from contextlib import nullcontext
+from types import SimpleNamespace
+
 import pytest
 import yaml
 
 from seer.cli import main
+from seer.embedded import load_embedded_model
 from seer.errors import SeerError
-from seer.eval.evaluator_suite import figures_of, load_rlvr_run, retained, summary_lines_of
+from seer.eval.evaluator_suite import base_retention, figures_of, load_rlvr_run, retained, retention, summary_lines_of
+from seer.models.adapters import LoraSettings
 from seer.train.rlvr import RLVRArgs
 
 
@@ -61,3 +66,21 @@ def test_retention_allows_one_point_and_not_more():
     # 98 of 100 against 99 of 100 is one point below (float: -0.010000000000000009); 97 of 100 is two
     assert retained(0.99, 0.98) and retained(1.0, 0.99) and retained(0.5, 0.9)
     assert not retained(0.99, 0.97) and not retained(1.0, 0.989)
+
+
+def test_retention_reuses_given_base_figures_and_measures_only_the_adapter(monkeypatch):
+    model = load_embedded_model()
+    model.add_adapter("evaluator", LoraSettings(r=4))
+    args = SimpleNamespace(n_caption=8, n_vqa=8, n_qa=0, seed=0, batch_size=8, max_new_tokens=32)
+    measured = retention(model, args)
+    assert set(measured) == {"retained_caption_exact", "retained_vqa_yes_no"}  # n_qa=0 skips knowledge QA
+    assert base_retention(measured) == {"caption_exact": measured["retained_caption_exact"]["base"],
+                                        "vqa_yes_no": measured["retained_vqa_yes_no"]["base"]}  # fmt: skip
+    passes_without_adapter = []
+    monkeypatch.setattr(model, "no_adapter", lambda: passes_without_adapter.append(1) or nullcontext())
+    reused = retention(model, args, base={"caption_exact": 0.5, "vqa_yes_no": 1.0})
+    assert not passes_without_adapter  # the given base figures are not measured again
+    caption, vqa = reused["retained_caption_exact"], reused["retained_vqa_yes_no"]
+    assert caption["trained"] == measured["retained_caption_exact"]["trained"]
+    assert caption["base"] == 0.5 and caption["delta"] == caption["trained"] - 0.5
+    assert vqa["base"] == 1.0 and vqa["passed"] == retained(1.0, vqa["trained"])

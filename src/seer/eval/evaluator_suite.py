@@ -81,10 +81,14 @@ def evaluation_items(data_seed: int, n: int, vie_file: str | None) -> list[VIEIt
     return take_stratified(generate_sets(data_seed, 25, per_cell)[1], n, key=vie_cell)
 
 
-def retention(model: Any, args: Any, role: str = EVALUATOR) -> dict[str, dict[str, float | bool]]:
+def retention(
+    model: Any, args: Any, role: str = EVALUATOR, base: dict[str, float] | None = None
+) -> dict[str, dict[str, float | bool]]:
     """Captions, yes/no VQA and knowledge QA with every adapter off and with adapter `role` on; the drop is checked.
 
     `args` gives the sizes (n_caption, n_vqa, n_qa: 0 skips one) and seed, batch_size, max_new_tokens (`EvalArgs`).
+    `base` (``{"caption_exact": value, ...}``) gives figures already measured with every adapter off, by another
+    suite on the same base model with the same `args`: greedy decoding makes them the same, so they are reused.
     """
     measures = {
         "caption_exact": lambda: caption_accuracy(
@@ -104,14 +108,24 @@ def retention(model: Any, args: Any, role: str = EVALUATOR) -> dict[str, dict[st
     for name, measure in measures.items():
         if counts[name] == 0:
             continue
-        with model.no_adapter():
-            base = measure().value
+        if base is not None and name in base:
+            before = base[name]
+        else:
+            with model.no_adapter():
+                before = measure().value
         with model.use_adapter(role):
             trained = measure().value
         out[f"retained_{name}"] = {
-            "base": base, "trained": trained, "delta": trained - base, "passed": retained(base, trained)
+            "base": before, "trained": trained, "delta": trained - before, "passed": retained(before, trained)
         }  # fmt: skip
     return out
+
+
+def base_retention(figures: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The base model's understanding figures in a suite's `figures` (``retained_<name>`` -> its ``base``), in the
+    form `retention` takes them back."""
+    prefix = "retained_"
+    return {name[len(prefix):]: fig["base"] for name, fig in figures.items() if name.startswith(prefix)}
 
 
 def retained(base: float, trained: float) -> bool:

@@ -118,10 +118,13 @@ def shown_examples(records: list[dict[str, Any]], n: int = SHOWN_EXAMPLES) -> li
     return list(range(0, len(records), step))[:n]
 
 
-def run_reprompt_suite(args: Any, extra_figures: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def run_reprompt_suite(
+    args: Any, extra_figures: dict[str, dict[str, Any]] | None = None, base_retention: dict[str, float] | None = None
+) -> dict[str, Any]:
     """Measure the reprompt suite as `args` (an `EvalArgs`) say; writes results.json and report.html.
 
-    `extra_figures` (e.g. the evaluator suite's, from `seer run`) are shown first in report.html.
+    `extra_figures` (e.g. the evaluator suite's, from `seer run`) are shown first in report.html. `base_retention`:
+    the base model's understanding figures when another suite measured them with the same `args` (`retention`).
     """
     from seer.eval.command import _write_atomic
     from seer.train.rlmt import load_model, read_evaluator_run, resolve_model_keys
@@ -136,7 +139,7 @@ def run_reprompt_suite(args: Any, extra_figures: dict[str, dict[str, Any]] | Non
     save_config(out_dir, args)
     items = evaluation_items(rlmt_args.data_seed, args.n_vie, args.vie_file)
     comparison = measure_reprompting(model, rlmt_args, items, args)
-    figures = {**win_figures(comparison), **retention(model, args, role=REPROMPTER)}
+    figures = {**win_figures(comparison), **retention(model, args, role=REPROMPTER, base=base_retention)}
     images = comparison.pop("images")
     report = {
         "suite": "reprompt", "rlmt_dir": str(args.rlmt_dir), "adapter": str(adapter), "eval_items": len(items),

@@ -176,7 +176,7 @@ class RLVRArgs:
     )
     # Curriculum
     curriculum_switch_step: int | None = field(
-        default=60,
+        default=30,
         metadata={"help": "Instruction pairs after this many steps (0: from the start; null: no step rule)."},
     )
     curriculum_threshold: float | None = field(
@@ -187,7 +187,7 @@ class RLVRArgs:
         default=10, metadata={"help": "Measure held-out accuracy every N steps (and print raw samples)."}
     )
     # GRPO
-    max_steps: int = field(default=120, metadata={"help": "Optimiser steps."})
+    max_steps: int = field(default=60, metadata={"help": "Optimiser steps."})
     prompts_per_step: int = field(
         default=4, metadata={"help": "Pairs (questions) per optimiser step, over all processes."}
     )
