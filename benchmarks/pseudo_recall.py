@@ -30,7 +30,13 @@ from seer.eval.command import load_model
 from seer.formats import parse_answer
 from seer.rl.reprompt import REPROMPT_TEMPLATE, parse_descriptor
 from seer.worlds.shapeworld.concepts import scene_has_concept
-from seer.worlds.shapeworld.corpus import PSEUDO_CONCEPTS, PSEUDO_HELD_OUT, PSEUDO_NAMES, named_definition
+from seer.worlds.shapeworld.corpus import (
+    PSEUDO_CONCEPTS,
+    PSEUDO_HELD_OUT,
+    PSEUDO_NAMES,
+    PSEUDO_QUESTIONS,
+    named_definition,
+)
 from seer.worlds.shapeworld.grammar import describe, parse
 from seer.worlds.shapeworld.items import elaborate, nameable_subjects
 from seer.worlds.shapeworld.scene import random_scene
@@ -84,7 +90,7 @@ def main() -> None:
     group = lambda name: "held_out" if name in held_out else "asked"
 
     knowledge = collections.defaultdict(list)
-    answers = umm.generate_text([f"what does {n} mean?" for n in PSEUDO_NAMES], max_new_tokens=48,
+    answers = umm.generate_text([PSEUDO_QUESTIONS[0].format(name=n) for n in PSEUDO_NAMES], max_new_tokens=48,
                                 do_sample=False).texts  # fmt: skip
     for name, text in zip(PSEUDO_NAMES, answers):
         answer = (parse_answer(text) or ("", ""))[1]

@@ -124,7 +124,7 @@ ALIAS_NAMES = tuple(f"version {n}" for n in VERSION_NUMBERS)
 # recalled the asked names in 87-99% of rewrites and the held-out ones in 1-3%, with 12 names as with 240.
 PSEUDO_COUNT = 240
 PSEUDO_HELD_OUT = 120  # the last ones
-PSEUDO_QUESTIONS = ("what does {name} mean?", "what is {name}?", "how does {name} look?")
+PSEUDO_QUESTIONS = (ALIAS_QUESTION, "what is {name}?", "how does {name} look?")
 # The settings that differ between corpus versions (`CORPUS_VERSIONS`, set by `use_corpus`):
 # Literal constraints may be the layouts and counts of `ood` concepts too (`random_literal_concept`).
 LITERAL_OOD_RULES = False
