@@ -26,6 +26,7 @@ import torch
 from seer.data.pairs import load_pairs
 from seer.data.vie import load_vie
 from seer.eval.command import load_model
+from seer.formats import join_response
 from seer.rl.rewards import extract_verdict
 from seer.train.rlvr import RLVRArgs
 from seer.worlds.shapeworld.concepts import Concept, recalled_concept, scene_has_concept
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--items", required=True, help="The VIE file the pairs were built from (for their concepts).")
     parser.add_argument("--model", default=None, help="Model directory (default: the embedded model).")
     parser.add_argument("--question", default=RLVRArgs.instruction_question, help="The instruction question.")
+    parser.add_argument("--response_prefix", default=RLVRArgs.response_prefix,
+                        help="The answer's start, written for the model (RLVR's recipe key of that name).")
     parser.add_argument("--n_pairs", type=int, default=100, help="Stage-2 pairs drawn (seeded) from the set.")
     parser.add_argument("--samples", type=int, default=4, help="Sampled answers per pair and order.")
     parser.add_argument("--batch_size", type=int, default=64)
@@ -72,7 +75,9 @@ def main() -> None:
             [args.question.format(prompt=p.prompt, instruction=p.instruction) for p, _ in batch],
             images=[pair_set.images(p, swapped=swapped) for p, swapped in batch],
             max_new_tokens=160, do_sample=True, seeds=list(range(start, start + len(batch))),
+            response_prefix=args.response_prefix,
         ).texts  # fmt: skip
+    texts = [join_response(args.response_prefix, text) for text in texts]
 
     concepts_of = {item.id: set(item.concepts) for item in load_vie(args.items)}
     right: dict[str, list[bool]] = collections.defaultdict(list)
@@ -97,6 +102,7 @@ def main() -> None:
         "model": args.model or "embedded",
         "pairs": args.pairs,
         "question": args.question,
+        "response_prefix": args.response_prefix,
         "answers": len(texts),
         "share": {k: rate([kind == k for kind in kinds]) for k in sorted(set(kinds))},
         "accuracy": {k: rate(v) for k, v in sorted(right.items())},

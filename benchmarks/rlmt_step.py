@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def judge(firsts: Any, seconds: Any, questions: Any) -> Any:
         with timers.part("judging"):
             result = judge_p_yes(model, firsts, seconds, questions, batch_size=args.judge_batch_size,
-                                 max_new_tokens=judge_tokens)  # fmt: skip
+                                 max_new_tokens=judge_tokens, response_prefix=templates.response_prefix)  # fmt: skip
         judge_lengths.extend(len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in result.texts)
         return result
 

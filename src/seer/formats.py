@@ -30,6 +30,17 @@ def naive_concatenation(instruction: str, prompt: str) -> str:
     return f"{instruction} {prompt}"
 
 
+def join_response(response_prefix: str, text: str) -> str:
+    """The whole answer when the prompt wrote ``response_prefix`` for the model and it wrote `text` after it.
+
+    >>> join_response("<think> the first image shows", "a red circle </think> <answer> Yes </answer>")
+    '<think> the first image shows a red circle </think> <answer> Yes </answer>'
+    >>> join_response("", "<think> a </think> <answer> No </answer>")
+    '<think> a </think> <answer> No </answer>'
+    """
+    return f"{response_prefix} {text}" if response_prefix else text
+
+
 def parse_answer(text: str) -> tuple[str, str] | None:
     """(think, answer), stripped, if `text` is exactly one think block and one answer block; else None."""
     m = _STRICT.fullmatch(text)

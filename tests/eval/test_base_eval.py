@@ -135,7 +135,8 @@ class LiteralStub:
         images = [BLANK.copy() if s is None else render(s, 32) for s in scenes]
         return ImageGeneration(images=images, token_ids=torch.zeros(len(images), 1, dtype=torch.long))
 
-    def generate_text(self, prompts, images=None, *, max_new_tokens=64, do_sample=True, temperature=1.0, seeds=None):
+    def generate_text(self, prompts, images=None, *, max_new_tokens=64, do_sample=True, temperature=1.0, seeds=None,
+                      response_prefix=""):
         self._note_call()
         assert not do_sample  # every text figure is greedy
         if images is None:

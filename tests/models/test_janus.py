@@ -266,6 +266,19 @@ def test_format_prompt_places_one_placeholder_per_image(umm):
     assert text == "user: <image_placeholder> <image_placeholder> does the first image match ? assistant:"
 
 
+def test_a_response_prefix_ends_the_prompt_literally_and_the_model_writes_on_from_it(umm):
+    prefix = 'a "quoted" {{ x }} <think> the first image'  # quotes and Jinja braces stay literal text
+    text = umm.format_prompt("does the first image match ?", 2, response_prefix=prefix)
+    assert text == umm.format_prompt("does the first image match ?", 2) + " " + prefix
+    out = umm.generate_text(["what color ?"], [[RED, BLUE]], max_new_tokens=6, do_sample=False,
+                            response_prefix="<think> the first image")  # fmt: skip
+    prefix_ids = umm.tokenizer("<think> the first image", add_special_tokens=False)["input_ids"]
+    assert out.prompt_ids[0][-len(prefix_ids) :] == prefix_ids  # the prefix is context, not output
+    with torch.no_grad():  # and the answer is the greedy continuation of prompt + prefix
+        logprobs = _plain_logprobs(umm, "what color ?", [RED, BLUE], prefix_ids + out.token_ids[0])
+    assert logprobs[len(prefix_ids) :].argmax(-1).tolist() == out.token_ids[0]
+
+
 def test_greedy_text_is_the_argmax_of_a_plain_forward(umm):
     prompts, images = ["what color ?", "describe this image"], [[RED, BLUE], []]
     out = umm.generate_text(prompts, images, max_new_tokens=8, do_sample=False)

@@ -73,8 +73,9 @@ class StubJudgeModel:
         yield
         self.adapter = None
 
-    def generate_text(self, prompts, images=None, *, max_new_tokens=64, do_sample=True, **kwargs):
+    def generate_text(self, prompts, images=None, *, max_new_tokens=64, do_sample=True, response_prefix="", **kw):
         assert self.adapter == EVALUATOR and not do_sample and all(len(i) == 2 for i in images)
+        self.response_prefix = response_prefix
         return TextGeneration([self.texts[p] for p in prompts], [], [])
 
     def token_logprobs(self, prompts, completions, images=None, **kwargs):
@@ -98,6 +99,18 @@ def test_judge_p_yes_reads_yes_against_no_after_the_answer_tag_and_zero_without_
     assert model.scored == ["<think> a </think> <answer> Yes", "<think> a </think> <answer> No",
                             "<think> b </think> <answer> Yes", "<think> b </think> <answer> No"]  # fmt: skip
     assert model.adapter is None and model.module.training  # restored
+
+
+def test_judge_p_yes_reads_the_answer_after_the_response_prefix_it_wrote():
+    img = render(Scene("white", (Obj("center", "circle", "red", "large"),)))
+    model = StubJudgeModel({"q": "a red circle </think> <answer> No </answer>"},
+                           {("q", "Yes"): math.log(0.1), ("q", "No"): math.log(0.3)})  # fmt: skip
+    result = judge_p_yes(model, [img], [img], ["q"], response_prefix="<think> the first image shows")
+    assert model.response_prefix == "<think> the first image shows"
+    assert result.texts == ["<think> the first image shows a red circle </think> <answer> No </answer>"]
+    assert model.scored == ["<think> the first image shows a red circle </think> <answer> Yes",
+                            "<think> the first image shows a red circle </think> <answer> No"]  # fmt: skip
+    assert result.p_yes == pytest.approx([0.25])
 
 
 def test_the_logprob_read_equals_the_models_next_token_softmax(small_janus):

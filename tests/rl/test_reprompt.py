@@ -82,7 +82,8 @@ class StubModel:
         yield
         self.active = "base"
 
-    def generate_text(self, prompts, images=None, *, max_new_tokens=64, do_sample=True, temperature=1.0, seeds=None):
+    def generate_text(self, prompts, images=None, *, max_new_tokens=64, do_sample=True, temperature=1.0, seeds=None,
+                      response_prefix=""):
         self.calls.append((self.active, list(prompts), seeds, do_sample))
         return TextGeneration([f"<think> t </think> <answer> {GOOD} </answer>" if "good" in p else "junk"
                                for p in prompts], [], [])  # fmt: skip

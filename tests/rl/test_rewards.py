@@ -11,7 +11,7 @@ import pytest
 from transformers import TrainerControl, TrainerState
 
 from seer.rl.health import RewardHealthMonitor, RewardTap, reward_health
-from seer.rl.rewards import RLVR_REWARDS, accuracy_reward, extract_verdict, format_reward
+from seer.rl.rewards import RLVR_REWARDS, accuracy_reward, after_response_prefix, extract_verdict, format_reward
 
 # (completion, solution, format reward, accuracy reward)
 TABLE = [
@@ -29,6 +29,17 @@ TABLE = [
     ("<think> a </think> <answer> </answer>", "No", 1.0, 0.0),  # empty answer: format only
     ("<think> a </think> <answer> Yes", "Yes", 0.0, 0.0),  # truncated: never closed
 ]
+
+
+def test_rewards_after_a_response_prefix_score_the_whole_answer():
+    """With the answer's start written in the prompt, TRL's completion is only the rest: "<think>" is not in it."""
+    fmt, acc = after_response_prefix("<think> the first image shows", [format_reward, accuracy_reward])
+    rest = [[{"role": "assistant", "content": "a red circle </think> <answer> No </answer>"}],
+            "<think> a </think> <answer> Yes </answer>"]  # a second <think>: malformed as a whole  # fmt: skip
+    assert fmt(rest) == [1.0, 0.0] and format_reward(rest) == [0.0, 1.0]
+    assert acc(rest, solution=["No", "Yes"]) == [1.0, 1.0]
+    assert [f.__name__ for f in (fmt, acc)] == ["format_reward", "accuracy_reward"]  # TRL's metric names
+    assert after_response_prefix("", [format_reward]) == [format_reward]
 
 
 @pytest.mark.parametrize("completion, solution, fmt, acc", TABLE)

@@ -309,9 +309,16 @@ def test_output_dir_rules(tmp_path):
 
 
 def test_templates_of_the_judge_are_the_rlvr_runs(tmp_path, small_janus, fake_rlvr_run):
-    run_dir = fake_rlvr_run(tmp_path / "rlvr", small_janus(), instruction_question="is it ? {instruction} {prompt}")
-    assert read_evaluator_run(run_dir).templates == QuestionTemplates(RLVRArgs().prompt_question,
-                                                                      "is it ? {instruction} {prompt}")  # fmt: skip
+    run_dir = fake_rlvr_run(tmp_path / "rlvr", small_janus(), instruction_question="is it ? {instruction} {prompt}",
+                            response_prefix="<think> the first")  # fmt: skip
+    assert read_evaluator_run(run_dir).templates == QuestionTemplates(
+        RLVRArgs().prompt_question, "is it ? {instruction} {prompt}", response_prefix="<think> the first"
+    )
+    # An RLVR run from before the key existed wrote no prefix: its judge is read without one.
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    del config["response_prefix"]
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    assert read_evaluator_run(run_dir).templates.response_prefix == ""
 
 
 def test_seer_reprompt_renders_the_greedy_descriptor_with_the_frozen_generator(tmp_path, fitted, capsys):

@@ -176,6 +176,17 @@ def test_curriculum_data_serves_each_step_from_its_stage(tmp_path):
     assert data.last_step_read == 4
 
 
+def test_a_response_prefix_reaches_trls_prompts_and_its_rewards(tmp_path, format_weights, small_model):
+    """The model was fitted to answer "<think> the first image </think> <answer> Yes|No </answer>". Given that
+    answer's start in the prompt, it writes the rest, which scores as well-formed only once joined to the prefix: a
+    prompt without the prefix (or rewards reading the rest alone) would score about zero."""
+    out = tmp_path / "run"
+    args = RLVRArgs(**SMALL_RUN, max_steps=1, curriculum_switch_step=None, curriculum_threshold=None,
+                    response_prefix="<think> the first image", output_dir=str(out))  # fmt: skip
+    assert run(args, small_model(format_weights), "small") == 0
+    assert metrics(out)[0]["rewards/format_reward/mean"] >= 0.75
+
+
 def test_trl_renders_the_two_image_prompt_exactly_as_the_model_formats_it(small_model):
     umm = small_model()
     text = RLVRArgs().prompt_question.format(prompt="a large red circle at the center on a white background")

@@ -205,6 +205,9 @@ class QuestionTemplates:
     instruction_question: str = field(metadata={"help": "Stage-2 question with {prompt} and {instruction}."})
     answer_suffix: str = field(default="", metadata={"help": "Text after the question (the answer-format rule)."})
     system_prompt: str = field(default="", metadata={"help": "Text before the question."})
+    response_prefix: str = field(
+        default="", metadata={"help": "Start of the evaluator's answer, written for it (`with_response_prefix`)."}
+    )
 
     def __post_init__(self) -> None:
         for key, template, required in (

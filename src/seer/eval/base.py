@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from seer.data.build import derive_eval_seed
 from seer.data.vie import DIFFICULTIES, SPLITS
-from seer.formats import naive_concatenation, parse_answer
+from seer.formats import join_response, naive_concatenation, parse_answer
 from seer.models.base import UnifiedModel
 from seer.worlds.shapeworld.concepts import CATEGORIES, LEXICON, qa_pairs
 from seer.worlds.shapeworld.corpus import CAPTION_QUESTIONS, Example, sample_yes_no
@@ -287,8 +287,10 @@ def generate_texts_batched(
     max_new_tokens: int,
     batch_size: int,
     desc: str,
+    response_prefix: str = "",
 ) -> list[str]:
-    """The greedy answer to each prompt (with that sample's images, if any), `batch_size` at a time."""
+    """The greedy answer to each prompt (with that sample's images, if any), `batch_size` at a time; with
+    ``response_prefix`` written for the model, each answer is that prefix joined with what it wrote (`join_response`)."""
     texts: list[str] = []
     with tqdm(total=len(prompts), desc=desc, unit="text") as bar:
         for part in _batches(len(prompts), batch_size):
@@ -297,8 +299,9 @@ def generate_texts_batched(
                 images=None if images is None else images[part],
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
+                response_prefix=response_prefix,
             )
-            texts += out.texts
+            texts += [join_response(response_prefix, text) for text in out.texts]
             bar.update(len(out.texts))
     return texts
 

@@ -85,8 +85,9 @@ def judge_pairs(
     prompts = [templates.text(p) for p in pairs]
     images = [pair_set.images(p, swapped=swapped) for p in pairs]
     texts = generate_texts_batched(
-        model, prompts, images, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc
-    )
+        model, prompts, images, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc,
+        response_prefix=templates.response_prefix,
+    )  # fmt: skip
     return [Judgement(p, swapped, t) for p, t in zip(pairs, texts, strict=True)]
 
 

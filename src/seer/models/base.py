@@ -16,6 +16,7 @@ loading any weights.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ class UnifiedModel(Protocol):
         do_sample: bool = True,
         temperature: float = 1.0,
         seeds: Sequence[int] | None = None,
+        response_prefix: str = "",
     ) -> TextGeneration:
         """Answer each user prompt, with that sample's images (any number) in the context.
 
@@ -120,6 +122,8 @@ class UnifiedModel(Protocol):
         Runs with whatever adapter is active. Sampling uses the full softmax at ``temperature`` (no top-k/top-p);
         ``do_sample=False`` is greedy. ``seeds`` (one per prompt; drawn from torch's global RNG when None) follow
         the module's seeding contract. Generation stops at end-of-sequence or after ``max_new_tokens``.
+        ``response_prefix`` is written as the start of every answer (`format_prompt`); the texts returned are what
+        the model wrote after it.
         """
         ...
 
@@ -216,6 +220,22 @@ class UnifiedModel(Protocol):
         Called by pre-training; the result loads with the backend's ``from_pretrained``.
         """
         ...
+
+
+def with_response_prefix(chat_template: str | None, response_prefix: str) -> str | None:
+    """`chat_template` that also writes ``" " + response_prefix`` after the generation prompt (unchanged when empty).
+
+    The prefix is the start of the assistant's answer, written for it: the model continues from there. It goes at
+    the very end, where every chat template puts its generation prompt, so one rule serves every backend and TRL
+    (which renders prompts with a template it is given). Joined with a space, as `seer.formats.join_response` joins the
+    prefix and the text the model writes after it.
+    """
+    if not response_prefix:
+        return chat_template
+    if chat_template is None:
+        raise SeerError("response_prefix: the model's processor has no chat template to add it to")
+    literal = json.dumps(" " + response_prefix)  # a JSON string is a valid Jinja string literal
+    return f"{chat_template}{{% if add_generation_prompt %}}{{{{ {literal} }}}}{{% endif %}}"
 
 
 def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:

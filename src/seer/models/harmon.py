@@ -88,6 +88,7 @@ from seer.models.base import (
     TokenLogProbs,
     check_safetensors_shapes,
     completion_logprobs,
+    with_response_prefix,
 )
 from seer.models.base import position_ids as position_ids_of  # `position_ids` is a forward argument here
 from seer.models.harmon_mar import MAR, masked_count, next_mask
@@ -750,18 +751,22 @@ class HarmonUMM:
 
     # ---- prompts ----
 
-    def format_prompt(self, text: str, num_images: int = 0) -> str:
-        """One user turn with ``num_images`` image placeholders before ``text``, ready for the assistant's answer."""
+    def format_prompt(self, text: str, num_images: int = 0, response_prefix: str = "") -> str:
+        """One user turn with ``num_images`` image placeholders before ``text``, ready for the assistant's answer
+        (which starts with ``response_prefix``, after a space, when one is given: `with_response_prefix`)."""
         content = [{"type": "image"}] * num_images + [{"type": "text", "text": text}]
         return self._processor.apply_chat_template(
-            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-        )
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False,
+            chat_template=with_response_prefix(self._processor.chat_template, response_prefix),
+        )  # fmt: skip
 
-    def _text_batch(self, prompts: Sequence[str], images: ImagesPerSample | None) -> dict[str, torch.Tensor]:
+    def _text_batch(
+        self, prompts: Sequence[str], images: ImagesPerSample | None, response_prefix: str = ""
+    ) -> dict[str, torch.Tensor]:
         if images is not None and len(images) != len(prompts):
             raise SeerError(f"images: expected one list of images per prompt ({len(prompts)}), got {len(images)}")
         per_sample = images if images is not None else [()] * len(prompts)
-        texts = [self.format_prompt(p, len(imgs)) for p, imgs in zip(prompts, per_sample)]
+        texts = [self.format_prompt(p, len(imgs), response_prefix) for p, imgs in zip(prompts, per_sample)]
         flat = [img for imgs in per_sample for img in imgs]
         batch = self._processor(text=texts, images=flat or None, return_tensors="pt")
         out = {key: batch[key].to(self.device) for key in ("input_ids", "attention_mask")}
@@ -781,9 +786,10 @@ class HarmonUMM:
         do_sample: bool = True,
         temperature: float = 1.0,
         seeds: Sequence[int] | None = None,
+        response_prefix: str = "",
     ) -> TextGeneration:
         """See `UnifiedModel.generate_text` (stops at end-of-sequence or ``<|im_end|>``)."""
-        batch = self._text_batch(prompts, images)
+        batch = self._text_batch(prompts, images, response_prefix)
         mask = batch["attention_mask"]
         size = mask.shape[0]
         uniforms = _uniforms(seeds, size, max_new_tokens, do_sample, temperature, self.device)

@@ -66,6 +66,7 @@ from seer.models.base import (
     check_safetensors_shapes,
     completion_logprobs,
     position_ids,
+    with_response_prefix,
 )
 from seer.models.tokenizer import DEFAULT_WORDS, build_word_tokenizer
 
@@ -380,12 +381,14 @@ class JanusUMM:
 
     # ---- prompts ----
 
-    def format_prompt(self, text: str, num_images: int = 0) -> str:
-        """One user turn with ``num_images`` image placeholders before ``text``, ready for the assistant's answer."""
+    def format_prompt(self, text: str, num_images: int = 0, response_prefix: str = "") -> str:
+        """One user turn with ``num_images`` image placeholders before ``text``, ready for the assistant's answer
+        (which starts with ``response_prefix``, after a space, when one is given: `with_response_prefix`)."""
         content = [{"type": "image"}] * num_images + [{"type": "text", "text": text}]
         return self._processor.apply_chat_template(
-            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
-        )
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False,
+            chat_template=with_response_prefix(self._processor.chat_template, response_prefix),
+        )  # fmt: skip
 
     def image_prompt_batch(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids (B, T) and attention mask (B, T) of image-generation prompts, left-padded, ending in BOI."""
@@ -393,12 +396,14 @@ class JanusUMM:
         batch = self._processor(text=texts, generation_mode="image", padding=True, return_tensors="pt")
         return batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
 
-    def _text_batch(self, prompts: Sequence[str], images: ImagesPerSample | None) -> dict[str, torch.Tensor]:
+    def _text_batch(
+        self, prompts: Sequence[str], images: ImagesPerSample | None, response_prefix: str = ""
+    ) -> dict[str, torch.Tensor]:
         """Processor inputs (left-padded ids, mask and pixel values of all images in order) for understanding."""
         if images is not None and len(images) != len(prompts):
             raise SeerError(f"images: expected one list of images per prompt ({len(prompts)}), got {len(images)}")
         per_sample = images if images is not None else [()] * len(prompts)
-        texts = [self.format_prompt(p, len(imgs)) for p, imgs in zip(prompts, per_sample)]
+        texts = [self.format_prompt(p, len(imgs), response_prefix) for p, imgs in zip(prompts, per_sample)]
         flat = [img.convert("RGB") for imgs in per_sample for img in imgs]
         batch = self._processor(text=texts, images=flat or None, padding=True, return_tensors="pt")
         out = {key: batch[key].to(self.device) for key in ("input_ids", "attention_mask")}
@@ -418,6 +423,7 @@ class JanusUMM:
         do_sample: bool = True,
         temperature: float = 1.0,
         seeds: Sequence[int] | None = None,
+        response_prefix: str = "",
         engine: str = "auto",
     ) -> TextGeneration:
         """See `UnifiedModel.generate_text`. ``engine``: ``"reference"`` is the loop below; ``"static"`` is
@@ -425,7 +431,7 @@ class JanusUMM:
         tokens from the same seeds up to floating-point rounding; ``"auto"`` is static on CUDA, the loop elsewhere."""
         if engine not in ("auto", "static", "reference"):
             raise SeerError(f"engine: expected 'auto', 'static' or 'reference', got {engine!r}")
-        batch = self._text_batch(prompts, images)
+        batch = self._text_batch(prompts, images, response_prefix)
         mask = batch["attention_mask"]
         size = mask.shape[0]
         uniforms = _uniforms_or_none(seeds, size, max_new_tokens, do_sample, temperature, self.device)

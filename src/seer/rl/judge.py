@@ -33,7 +33,7 @@ from PIL import Image
 
 from seer.data.curriculum import INSTRUCTION_STAGE
 from seer.data.pairs import QuestionTemplates
-from seer.formats import ANSWER_OPEN
+from seer.formats import ANSWER_OPEN, join_response
 from seer.models.adapters import EVALUATOR
 from seer.models.base import UnifiedModel
 
@@ -102,8 +102,10 @@ def judge_p_yes(
     batch_size: int = 32,
     max_new_tokens: int = 160,
     role: str | None = EVALUATOR,
+    response_prefix: str = "",
 ) -> JudgeResult:
-    """P(Yes) of adapter `role` (None: the base model, a zero-shot judge) for each (first, second, question).
+    """P(Yes) of adapter `role` (None: the base model, a zero-shot judge) for each (first, second, question), the
+    answers starting with ``response_prefix`` (`QuestionTemplates.response_prefix`) as RLVR trained them.
 
     The model's adapter state and train/eval mode are restored afterwards; nothing is differentiated.
     """
@@ -124,7 +126,7 @@ def judge_p_yes(
             for start in range(0, len(questions), batch_size):
                 part = slice(start, start + batch_size)
                 _judge_batch(model, list(first_images[part]), list(second_images[part]), list(questions[part]),
-                             max_new_tokens, result)  # fmt: skip
+                             max_new_tokens, response_prefix, result)  # fmt: skip
     finally:
         module.train(was_training)
     return result
@@ -132,10 +134,13 @@ def judge_p_yes(
 
 def _judge_batch(
     model: UnifiedModel, firsts: list[Image.Image], seconds: list[Image.Image], questions: list[str],
-    max_new_tokens: int, result: JudgeResult,
+    max_new_tokens: int, response_prefix: str, result: JudgeResult,
 ) -> None:  # fmt: skip
     images = [[a, b] for a, b in zip(firsts, seconds)]
-    texts = model.generate_text(questions, images, max_new_tokens=max_new_tokens, do_sample=False).texts
+    written = model.generate_text(questions, images, max_new_tokens=max_new_tokens, do_sample=False,
+                                  response_prefix=response_prefix).texts  # fmt: skip
+    # Scored as one completion from the question on: the prefix's tokens weigh the same in the Yes and No rows.
+    texts = [join_response(response_prefix, t) for t in written]
     prefixes = [answer_prefix(t) for t in texts]
     scored = [i for i, p in enumerate(prefixes) if p is not None]
     p_yes = [0.0] * len(texts)

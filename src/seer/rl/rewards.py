@@ -23,11 +23,12 @@ other columns as keyword lists, returning one float per completion. The trainer 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from seer.formats import parse_answer
+from seer.formats import join_response, parse_answer
 
 # A completion as TRL passes it: the text, or the assistant message of a conversational prompt.
 Completion = str | list[dict[str, Any]]
@@ -66,6 +67,23 @@ def accuracy_reward(completions: Sequence[Completion], solution: Sequence[str], 
         verdict = extract_verdict(completion_text(completion))
         rewards.append(1.0 if verdict is not None and verdict.lower() == expected.lower() else 0.0)
     return rewards
+
+
+def after_response_prefix(response_prefix: str, funcs: Sequence[RewardFunc]) -> list[RewardFunc]:
+    """The reward functions, each scoring ``join_response(response_prefix, completion)``: when the prompt wrote the
+    start of the answer (`QuestionTemplates.response_prefix`), TRL's completions are only what came after it, and
+    the format is the whole answer's. Names are kept (TRL's metrics use them)."""
+    if not response_prefix:
+        return list(funcs)
+
+    def reading(func: RewardFunc) -> RewardFunc:
+        @functools.wraps(func)
+        def whole(completions: Sequence[Completion], **kwargs: Any) -> list[float]:
+            return func([join_response(response_prefix, completion_text(c)) for c in completions], **kwargs)
+
+        return whole
+
+    return [reading(func) for func in funcs]
 
 
 # name -> reward function, in the order of RLVR's `reward_weights` (a plain dict: two rewards need no registry).

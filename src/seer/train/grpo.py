@@ -21,7 +21,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from seer.errors import SeerError
 from seer.models import process_state
-from seer.models.base import UnifiedModel
+from seer.models.base import UnifiedModel, with_response_prefix
 from seer.train.nonfinite import NonFiniteGuard
 
 
@@ -50,10 +50,11 @@ class GuardedGRPOTrainer(GRPOTrainer):
 
 def build_grpo_trainer(
     model: UnifiedModel, args: Any, dataset: Dataset, reward_funcs: Sequence[Any], reward_weights: Sequence[float],
-    callbacks: list[TrainerCallback],
+    callbacks: list[TrainerCallback], response_prefix: str = "",
 ) -> GuardedGRPOTrainer:  # fmt: skip
     """TRL's GRPOTrainer on `model.module` (the active adapter trainable), rewarded by `reward_funcs`, with the
-    non-finite step guard (``args.max_nonfinite_steps``) as its first callback."""
+    non-finite step guard (``args.max_nonfinite_steps``) as its first callback. With ``response_prefix``, every
+    prompt ends in it, as `UnifiedModel.format_prompt` writes it; the completions are what comes after."""
     world = process_state(args.device).num_processes
     completions_per_step = args.prompts_per_step * args.num_generations
     if completions_per_step % (world * args.gradient_accumulation_steps):
@@ -105,6 +106,8 @@ def build_grpo_trainer(
         callbacks=[guard, *callbacks],
         nonfinite=guard,
     )
+    if response_prefix:  # TRL renders prompts with its own `chat_template` when it has one (None: the processor's)
+        trainer.chat_template = with_response_prefix(model.processor.chat_template, response_prefix)
     trainer.remove_callback(PrinterCallback)  # it prints every step's metric dict; the stages summarise
     # The KL reference must be the adapter-free base. Given a PeftModel and beta > 0, TRL 1.16 expects a pre-trained
     # adapter named "default" and copies it as the reference; with beta set after construction it takes the path it

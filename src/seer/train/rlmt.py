@@ -309,8 +309,10 @@ def read_evaluator_run(path: str | Path) -> EvaluatorRun:
         if key not in config:
             raise SeerError(f"{config_path}: key '{key}' is missing (expected the config.yaml written by seer rlvr)")
     try:
+        # response_prefix came later than the other keys: an RLVR run without it wrote no prefix.
         templates = QuestionTemplates(config["prompt_question"], config["instruction_question"],
-                                      config["answer_suffix"] or "", config["system_prompt"] or "")  # fmt: skip
+                                      config["answer_suffix"] or "", config["system_prompt"] or "",
+                                      config.get("response_prefix") or "")  # fmt: skip
     except ValueError as error:
         raise SeerError(f"{config_path}: {error}") from None
     return EvaluatorRun(adapter, config_path, config, templates, int(config["max_completion_length"]))
@@ -627,7 +629,7 @@ def run(args: RLMTArgs, model: UnifiedModel, model_id: str, resume_from: Path | 
 
     def judge(firsts: Sequence[Image.Image], seconds: Sequence[Image.Image], questions: Sequence[str]) -> JudgeResult:
         return judge_p_yes(model, firsts, seconds, questions, batch_size=args.judge_batch_size,
-                           max_new_tokens=max_new_tokens)  # fmt: skip
+                           max_new_tokens=max_new_tokens, response_prefix=judge_run.templates.response_prefix)  # fmt: skip
 
     reward = PYesReward(generator, judge, {item.id: item for item in items}, judge_run.templates, args)
     tap = RewardTap()

@@ -87,7 +87,7 @@ from seer.models import UnifiedModel, load_umm, process_state
 from seer.models.adapters import EVALUATOR, LoraSettings
 from seer.models.janus import JanusUMM
 from seer.rl.health import RewardHealthMonitor, RewardTap
-from seer.rl.rewards import RLVR_REWARDS, completion_text
+from seer.rl.rewards import RLVR_REWARDS, after_response_prefix, completion_text
 
 # The tiny model's wording (its vocabulary is seer.worlds.shapeworld.corpus.corpus_words()); the Janus-Pro recipe
 # uses the paper's English wording, system prompt and answer-format suffix instead. Question first, literal text
@@ -98,6 +98,9 @@ INSTRUCTION_QUESTION = (
     "does the first image match the instruction better than the second image ? "
     "instruction : {instruction} . prompt : {prompt}"
 )
+# Written as the start of every answer: which image "the first image ... better than the second image" means is a
+# habit pre-training settles by chance (run 25 seed 0 reasoned about the second one); this settles it (run 26).
+RESPONSE_PREFIX = "<think> the first image shows"
 CURRICULUM_FILE, METRICS_FILE, RESULTS_FILE = "curriculum.json", "metrics.jsonl", "results.json"
 # Keys that may differ between an interrupted run and its --resume (they do not change what is trained; a run
 # directory may be moved; the health watchers' keys only say when to stop, and a run from before they existed lacks
@@ -173,6 +176,10 @@ class RLVRArgs:
     answer_suffix: str = field(default="", metadata={"help": "Text after the question (e.g. the answer-format rule)."})
     system_prompt: str = field(
         default="", metadata={"help": "Text before the question (the first part of the user turn)."}
+    )
+    response_prefix: str = field(
+        default=RESPONSE_PREFIX,
+        metadata={"help": "Start of every answer, written for the evaluator ('' for none); it reasons on from there."},
     )
     # Curriculum
     curriculum_switch_step: int | None = field(
@@ -262,8 +269,9 @@ class RLVRArgs:
     def templates(self) -> QuestionTemplates:
         """How a pair becomes the evaluator's question."""
         return QuestionTemplates(
-            self.prompt_question, self.instruction_question, self.answer_suffix, self.system_prompt
-        )
+            self.prompt_question, self.instruction_question, self.answer_suffix, self.system_prompt,
+            self.response_prefix,
+        )  # fmt: skip
 
 
 ARG_TYPES = (RLVRArgs,)
@@ -305,6 +313,7 @@ def check_vocabulary(tokenizer: Any, templates: QuestionTemplates) -> None:
         "instruction_question": templates.instruction_question,
         "answer_suffix": templates.answer_suffix,
         "system_prompt": templates.system_prompt,
+        "response_prefix": templates.response_prefix,
     }
     for key, text in keys.items():
         for word in text.replace("{prompt}", " ").replace("{instruction}", " ").split():
@@ -496,7 +505,8 @@ def build_trainer(
     model: JanusUMM, args: RLVRArgs, dataset: Dataset, reward_funcs: Sequence[Any], callbacks: list[TrainerCallback]
 ) -> GuardedGRPOTrainer:
     """TRL's GRPOTrainer on the model's PEFT module, with the evaluator adapter active and trainable."""
-    return build_grpo_trainer(model, args, dataset, reward_funcs, args.reward_weights, callbacks)
+    return build_grpo_trainer(model, args, dataset, reward_funcs, args.reward_weights, callbacks,
+                              response_prefix=args.response_prefix)  # fmt: skip
 
 
 def main(args: RLVRArgs) -> int:
@@ -563,7 +573,8 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
         run_dir.AdapterCheckpoint(model, EVALUATOR, CURRICULUM_FILE, lambda state: data.state.to_dict()),
         ProgressCallback(out / METRICS_FILE, tap, sample_every=args.curriculum_eval_steps),
     ]
-    reward_funcs = tap.wrap(list(RLVR_REWARDS.values()))
+    # The tap records whole answers (prefix included): the health checks and printed samples read those.
+    reward_funcs = after_response_prefix(args.response_prefix, tap.wrap(list(RLVR_REWARDS.values())))
     trainer = build_trainer(model, args, data.dataset(args.max_steps), reward_funcs, callbacks)
     train_start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
