@@ -100,8 +100,8 @@ class PretrainArgs:
     seed: int = field(default=0, metadata={"help": "Seed of the initial weights and of every batch."})
     model_shape: str = field(default="shapeworld-tiny", metadata={"help": "Model shape (seer.models.janus.SHAPES)."})
     corpus: str = field(
-        default="run19",
-        metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run19: the shipped model's; others: probes)."},
+        default="run23",
+        metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run23: the shipped model's; others: earlier runs')."},
     )
     init_from: str | None = field(
         default=None,
