@@ -136,9 +136,9 @@ LITERAL_STRUCTURAL_WEIGHT = 1
 GIVEN_THINK_RATE = 0.0
 # The share of knowledge units, and of rewrite units, that are about a pseudo-concept (`PSEUDO_NAMES`).
 PSEUDO_CONCEPT_RATE = 0.0
-# Each pre-training's corpus by name (`seer pretrain --corpus`). run19 is the shipped model's; run21 adds run 20's
-# findings: the `ood` layouts and counts as literal constraints, layouts and counts 3 in 7 of them, and given thinks.
-# run23 adds pseudo-concepts to run21.
+# Each pre-training's corpus by name (`seer pretrain --corpus`). run19 is run 19's; run21 adds run 20's findings: the
+# `ood` layouts and counts as literal constraints, layouts and counts 3 in 7 of them, and given thinks. run23 adds
+# pseudo-concepts to run21: the shipped model's (run 25). The module's values above are run19's.
 CORPUS_VERSIONS: dict[str, dict[str, object]] = {
     "run19": {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0,
               "PSEUDO_CONCEPT_RATE": 0.0},
