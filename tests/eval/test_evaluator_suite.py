@@ -48,7 +48,11 @@ def test_an_rlvr_dir_needs_its_config_and_its_evaluator_adapter(tmp_path):
     (tmp_path / "evaluator").mkdir()
     (tmp_path / "evaluator" / "adapter_config.json").write_text("{}")
     args, adapter = load_rlvr_run(str(tmp_path))
-    assert args == RLVRArgs(seed=3) and adapter == tmp_path / "evaluator"
+    # A config without response_prefix is a run from before the key: it wrote no prefix, whatever the default is now.
+    assert args == RLVRArgs(seed=3, response_prefix="") and adapter == tmp_path / "evaluator"
+    assert RLVRArgs().response_prefix != ""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"seed": 3, "response_prefix": "<think> the first"}))
+    assert load_rlvr_run(str(tmp_path))[0].templates().response_prefix == "<think> the first"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"seed": 3, "learning_rat": 1.0}))
     with pytest.raises(SeerError, match="unknown key 'learning_rat'"):
         load_rlvr_run(str(tmp_path))

@@ -65,7 +65,9 @@ def load_rlvr_run(rlvr_dir: str | None) -> tuple[RLVRArgs, Path]:
     if not (adapter / "adapter_config.json").is_file():
         raise SeerError(f"{adapter}: no evaluator adapter (adapter_config.json); has the RLVR run finished?")
     try:
-        return RLVRArgs(**read_recipe(config, (RLVRArgs,))), adapter
+        keys = read_recipe(config, (RLVRArgs,))
+        keys.setdefault("response_prefix", "")  # a run from before the key wrote no prefix (the default writes one)
+        return RLVRArgs(**keys), adapter
     except ValueError as error:
         raise SeerError(f"{config}: {error}") from None
 
