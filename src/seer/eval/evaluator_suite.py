@@ -44,7 +44,7 @@ from seer.eval.base import (
 )
 from seer.eval.evaluator import evaluate_evaluator
 from seer.models.adapters import EVALUATOR
-from seer.train.rlvr import RLVRArgs, load_model, pair_source
+from seer.train.rlvr import KEYS_BEFORE_THEY_EXISTED, RLVRArgs, load_model, pair_source
 
 TARGETS: dict[str, Target] = {
     "evaluator_accuracy_id": Target(">=", 0.95),
@@ -65,9 +65,7 @@ def load_rlvr_run(rlvr_dir: str | None) -> tuple[RLVRArgs, Path]:
     if not (adapter / "adapter_config.json").is_file():
         raise SeerError(f"{adapter}: no evaluator adapter (adapter_config.json); has the RLVR run finished?")
     try:
-        keys = read_recipe(config, (RLVRArgs,))
-        keys.setdefault("response_prefix", "")  # a run from before the key wrote no prefix (the default writes one)
-        return RLVRArgs(**keys), adapter
+        return RLVRArgs(**{**KEYS_BEFORE_THEY_EXISTED, **read_recipe(config, (RLVRArgs,))}), adapter
     except ValueError as error:
         raise SeerError(f"{config}: {error}") from None
 

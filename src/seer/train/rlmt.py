@@ -69,6 +69,7 @@ from transformers import TrainerCallback, TrainingArguments
 
 from seer.config import config_dict, save_config
 from seer.train import run_dir
+from seer.train.rlvr import KEYS_BEFORE_THEY_EXISTED
 from seer.train.grpo import CONSTANT_REWARD_HELP, MAX_NONFINITE_HELP, GuardedGRPOTrainer, build_grpo_trainer
 from seer.data.build import generate_sets
 from seer.data.pairs import LiteralRenderer, QuestionTemplates
@@ -305,14 +306,14 @@ def read_evaluator_run(path: str | Path) -> EvaluatorRun:
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     if not isinstance(config, dict):
         raise SeerError(f"{config_path}: expected the mapping written by `seer rlvr`")
+    config = {**KEYS_BEFORE_THEY_EXISTED, **config}
     for key in JUDGE_KEYS:
         if key not in config:
             raise SeerError(f"{config_path}: key '{key}' is missing (expected the config.yaml written by seer rlvr)")
     try:
-        # response_prefix came later than the other keys: an RLVR run without it wrote no prefix.
         templates = QuestionTemplates(config["prompt_question"], config["instruction_question"],
                                       config["answer_suffix"] or "", config["system_prompt"] or "",
-                                      config.get("response_prefix") or "")  # fmt: skip
+                                      config["response_prefix"] or "")  # fmt: skip
     except ValueError as error:
         raise SeerError(f"{config_path}: {error}") from None
     return EvaluatorRun(adapter, config_path, config, templates, int(config["max_completion_length"]))

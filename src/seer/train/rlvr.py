@@ -107,6 +107,9 @@ CURRICULUM_FILE, METRICS_FILE, RESULTS_FILE = "curriculum.json", "metrics.jsonl"
 # them).
 RESUMABLE_CHANGES = ("resume", "overwrite", "output_dir", "device", "pair_batch_size", "eval_batch_size",
                      "constant_reward_action", "max_nonfinite_steps")  # fmt: skip
+# What a run's config.yaml from before a key existed did, for those who read it (the judge of RLMT, the evaluator
+# suite): such a run wrote no response prefix, whatever the default is now.
+KEYS_BEFORE_THEY_EXISTED: dict[str, Any] = {"response_prefix": ""}
 
 
 @dataclass
