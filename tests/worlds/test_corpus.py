@@ -81,7 +81,7 @@ def test_no_instruction_or_comparison_is_ever_in_the_corpus(examples):
         assert len(ex.scenes) <= 1 or ex.task == "two_images"
         for text in texts_of(ex):
             assert "instruction" not in text and "better" not in text and "than" not in text
-            assert "match" not in re.sub(r"image match the prompt (beside the \w+ image )?\? prompt :", "", text)
+            assert "match" not in re.sub(r"image match (the prompt (beside the \w+ image )?\? prompt :|this \?)", "", text)
             assert not any(p in text for p in phrasings), text
 
 
@@ -143,9 +143,25 @@ def test_vqa_answers_are_true_of_the_image(examples):
     assert checked > 100
 
 
+def name_in_noise(text):
+    """The concept named in "<noise> icy <noise>" (`corpus.name_among_noise`): the longest name whose words all stand
+    in the text, since noise never holds a name's word ("icy but warm" holds "icy" too), or None."""
+    words = set(text.split())
+    named = [c for c in LEXICON if set(c.name.split()) <= words]
+    return max(named, key=lambda c: len(c.name), default=None)
+
+
+NOISY_TWO_IMAGE = re.compile(r"does the (first|second) image match this \? (.+?)(?: \. prompt : (.+))?")
+NOISY_ONE_IMAGE = re.compile(r"does the image match this \? (.+)")
+NOISY_KNOWLEDGE = re.compile(r"what does this mean \? (.+)")
+
+
 def concept_of_two_image_question(question):
     """(place, concept, quoted prompt or None) of "does the first image look icy ?" / "in the second image , are
-    the shapes ... ?", optionally followed by " prompt : <prompt>"."""
+    the shapes ... ?", optionally followed by " prompt : <prompt>"; or of the concept's name among noise, "does the
+    first image match this ? <noise> icy <noise> [. prompt : <prompt>]"."""
+    if m := NOISY_TWO_IMAGE.fullmatch(question):
+        return m[1], name_in_noise(m[2]), m[3]
     question, _, quoted = question.partition(" prompt : ")
     other = {"first": "second", "second": "first"}
     for concept in LEXICON:
@@ -216,7 +232,7 @@ def test_concept_answers_recall_the_definition_then_use_it(examples):
     by_question = {c.scene_question: c for c in LEXICON}
     answers = []
     for ex in (e for e in examples if e.task == "concept_vqa"):
-        concept = by_question[ex.prompt]
+        concept = name_in_noise(m[1]) if (m := NOISY_ONE_IMAGE.fullmatch(ex.prompt)) else by_question[ex.prompt]
         think, answer = parse_answer(ex.target)
         assert think.startswith(concept.definition + " . the image shows ")
         shown, dot, marks = think.removeprefix(concept.definition + " . the image shows ").partition(" . ")
@@ -257,6 +273,8 @@ def test_knowledge_answers_state_the_definition(examples):
         elif alias:
             aliases += 1
             assert think == answer and think.startswith(f"{alias[1]} means ")
+        elif noisy := NOISY_KNOWLEDGE.fullmatch(prompt):
+            assert think == answer == name_in_noise(noisy[1]).definition
         else:
             assert any(think == c.definition for c in LEXICON)
     assert any(parse_answer(t)[0] == icy.definition for p, t in turns if not p.startswith("rewrite"))
@@ -285,7 +303,9 @@ def rewrite_texts(examples):
             body, *asked = prompt[len("rewrite the prompt : ") :].split(" . use : ")
             names = [pseudo_name(c) or (m[0] if (m := ALIAS.match(c)) else None) for c in asked]
             known = meanings | {n: constraint_text(c) for n, c in PSEUDO_CONCEPTS.items()}
-            constraints = [c if n is None else known[n] + c[len(n) :] for c, n in zip(asked, names)]
+            # A pseudo-concept may stand among noise ("red version two five one the for the ring"): its meaning,
+            # then any " for the <shape>".
+            constraints = [c if n is None else known[n] + (re.search(r"( for the \w+)?$", c)[0]) for c, n in zip(asked, names)]
             yield body, constraints, target, names
 
 
@@ -518,6 +538,46 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
                 concept = drawable[constraint.split(" for the ")[0]]
                 assert scene_has_concept(out, concept), (constraint, out)
     assert min(kinds.values()) >= 5 and len(kinds) == 9, kinds
+
+
+def test_name_among_noise_holds_the_name_once_among_noise_words():
+    noise = set(corpus.noise_words())
+    name_words = {w for c in LEXICON for w in c.name.split()} | {w for n in PSEUDO_NAMES for w in n.split()}
+    assert noise and not noise & name_words and not {"Yes", "No", "instruction", "match", "prompt", "use"} & noise
+    rng = random.Random(3)
+    lengths = collections.Counter()
+    for _ in range(500):
+        concept = rng.choice(LEXICON)
+        text = corpus.name_among_noise(concept.name, rng).split()
+        at = next(i for i in range(len(text)) if text[i : i + len(concept.name.split())] == concept.name.split())
+        rest = text[:at] + text[at + len(concept.name.split()) :]
+        assert set(rest) <= noise
+        lengths[len(rest)] += 1
+        assert name_in_noise(" ".join(text)) == concept
+    assert set(lengths) == set(range(2 * corpus.NOISE_WORDS_MAX + 1))  # 0 to 4 words on each side
+
+
+def test_names_among_noise_are_a_share_of_concept_questions_only_in_their_corpus(examples):
+    """A NOISY_NAME_RATE share of concept questions (one image, two images, knowledge) names the concept among noise;
+    the answer is about that concept (checked by the tests of each question kind)."""
+    asked = noisy = 0
+    for example in examples:
+        for prompt, _ in document_turns(example):
+            concept_question = example.task in ("concept_vqa", "two_images") and concept_of_question(example, prompt)
+            knowledge = not example.scenes and not prompt.startswith("rewrite") and not pseudo_name(prompt) and (
+                not ALIAS_DEFINITION.fullmatch(prompt))
+            if concept_question or knowledge:
+                asked += 1
+                noisy += any(p.fullmatch(prompt) for p in (NOISY_TWO_IMAGE, NOISY_ONE_IMAGE, NOISY_KNOWLEDGE))
+    assert asked > 300
+    assert noisy / asked == pytest.approx(corpus.NOISY_NAME_RATE, abs=0.06)
+
+
+def concept_of_question(example, prompt):
+    """Whether an image example's question is about a concept (not a prompt or a description)."""
+    if example.task == "two_images":
+        return concept_of_two_image_question(prompt) is not None
+    return True
 
 
 def test_task_mixture_and_determinism():

@@ -101,7 +101,8 @@ class PretrainArgs:
     model_shape: str = field(default="shapeworld-tiny", metadata={"help": "Model shape (seer.models.janus.SHAPES)."})
     corpus: str = field(
         default="run23",
-        metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run23: the shipped model's; others: earlier runs')."},
+        metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run23 and run27: the shipped model's two "
+                          "stages; others: earlier runs')."},
     )
     init_from: str | None = field(
         default=None,

@@ -43,6 +43,9 @@ The tasks, each a generator of `Example`s:
   edit must follow the think. In corpus run23, *pseudo-concepts* ("version two five one") have one meaning in the whole
   corpus, taught by knowledge questions; rewrites ask for most of them by name, and the think recalls the meaning
   from memory, as a reprompter must recall a concept (the rest are held out, known from knowledge questions only).
+  In corpus run27, some concept questions (one image, two images, knowledge) and pseudo-concept rewrites name the
+  concept among random words ("does the first image match this ? red the icy makes"), so that recall finds a
+  name wherever it stands, as it must in an instruction; the random words are no instruction.
 
 Which of these a corpus holds, and how often, is its version (`CORPUS_VERSIONS`, `seer pretrain --corpus`).
 
@@ -52,6 +55,7 @@ context (a pilot found facts learned in a single QA frame could not be recalled 
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from dataclasses import dataclass, field
@@ -136,16 +140,27 @@ LITERAL_STRUCTURAL_WEIGHT = 1
 GIVEN_THINK_RATE = 0.0
 # The share of knowledge units, and of rewrite units, that are about a pseudo-concept (`PSEUDO_NAMES`).
 PSEUDO_CONCEPT_RATE = 0.0
+# The share of concept questions (both image tasks and knowledge) and of named rewrites whose concept name stands among
+# random words (`name_among_noise`). SEER's instructions name a concept inside words pre-training never uses it with
+# ("give the scene an icy look"); with the name only ever in a few fixed frames, the shipped model's judge recalled the
+# wrong concept in about half of its errors (icy -> ocean, "make it night" -> fiery night; RESULTS, run 27).
+NOISY_NAME_RATE = 0.0
+NOISE_WORDS_MAX = 4  # random words on each side of the name, at most
+# Never noise: the words of SEER's questions and of the corpus's own frames ("prompt :", "use :", "asked :").
+SEER_TASK_WORDS = ("instruction", "better", "than", "compare", "match", "prompt", "use", "rewrite", "asked")
 # Each pre-training's corpus by name (`seer pretrain --corpus`). run19 is run 19's; run21 adds run 20's findings: the
 # `ood` layouts and counts as literal constraints, layouts and counts 3 in 7 of them, and given thinks. run23 adds
-# pseudo-concepts to run21: the shipped model's (run 25). The module's values above are run19's.
+# pseudo-concepts to run21: the shipped model's (run 25). run27 adds names among noise to run23. The module's values
+# above are run19's.
 CORPUS_VERSIONS: dict[str, dict[str, object]] = {
     "run19": {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0,
-              "PSEUDO_CONCEPT_RATE": 0.0},
+              "PSEUDO_CONCEPT_RATE": 0.0, "NOISY_NAME_RATE": 0.0},
     "run21": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
-              "PSEUDO_CONCEPT_RATE": 0.0},
+              "PSEUDO_CONCEPT_RATE": 0.0, "NOISY_NAME_RATE": 0.0},
     "run23": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
-              "PSEUDO_CONCEPT_RATE": 0.4},
+              "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.0},
+    "run27": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
+              "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.3},
 }  # fmt: skip
 
 
@@ -324,7 +339,39 @@ def _two_images(rng: random.Random) -> Example:
     return Example("two_images", question, format_answer(think, verdict), scenes)
 
 
+@functools.cache
+def noise_words() -> tuple[str, ...]:
+    """The words `name_among_noise` draws from: the tokenizer's (`corpus_words`) but punctuation, the format's tags, the
+    verdicts, the words of SEER's own questions and their forms ("matches": `SEER_TASK_WORDS`) and every word of a concept's or pseudo-concept's
+    name, so that the one name in the text is the one put there. Words that only instructions use ("give", "feel")
+    stay: as noise they carry nothing, which is what an instruction's other words are to recall."""
+    names = {w for c in LEXICON for w in c.name.split()} | {w for n in PSEUDO_NAMES for w in n.split()}
+    def noise(word: str) -> bool:
+        return word.isalpha() and word.islower() and word not in names and not any(t in word for t in SEER_TASK_WORDS)
+
+    return tuple(filter(noise, corpus_words()))
+
+
+def name_among_noise(name: str, rng: random.Random) -> str:
+    """`name` with 0 to NOISE_WORDS_MAX random words (`noise_words`) on each side: "red the icy makes". A bag of
+    random words is no instruction; it puts the name where a frame never has it, so recall must find the name
+    itself."""
+    words = noise_words()
+    before = rng.choices(words, k=rng.randint(0, NOISE_WORDS_MAX))
+    after = rng.choices(words, k=rng.randint(0, NOISE_WORDS_MAX))
+    return " ".join([*before, name, *after])
+
+
+def _noisy(rng: random.Random) -> bool:
+    """Whether a concept question or a pseudo-concept rewrite puts its name among noise. Draws nothing when
+    NOISY_NAME_RATE is 0, so the corpora before it keep their examples."""
+    return NOISY_NAME_RATE > 0 and rng.random() < NOISY_NAME_RATE
+
+
 def _knowledge_turn(concept: Concept, rng: random.Random) -> tuple[str, str]:
+    if _noisy(rng):
+        return f"what does this mean ? {name_among_noise(concept.name, rng)}", format_answer(
+            concept.definition, concept.definition)  # fmt: skip
     question, answer = rng.choice(qa_pairs(concept))
     return question, format_answer(concept.definition, answer)
 
@@ -375,7 +422,8 @@ def _concept_vqa(rng: random.Random) -> Example:
     scene = _concept_scene(concept, rng)
     answer = "Yes" if scene_has_concept(scene, concept) else "No"
     think = _checked(f"{concept.definition} . {_shows(scene)}", scene, concept)
-    return Example("concept_vqa", concept.scene_question, format_answer(think, answer), (scene,))
+    question = f"does the image match this ? {name_among_noise(concept.name, rng)}" if _noisy(rng) else None
+    return Example("concept_vqa", question or concept.scene_question, format_answer(think, answer), (scene,))
 
 
 def _checked(think: str, scene: Scene, concept: Concept) -> str:
@@ -410,8 +458,11 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
         question = f"in the {place} image , {question}"
     if rng.random() < BESIDE_RATE:
         question = question.replace(" ?", f" beside the {('first', 'second')[1 - which]} image ?")
+    if _noisy(rng):  # then a quoted prompt comes after " . ", as in the evaluator's "instruction : I . prompt : P"
+        question = f"does the {place} image match this ? {name_among_noise(concept.name, rng)} ."
     if prompt is not None:
         question = f"{question} prompt : {_prompt_text(prompt, rng)[0]}"
+    question = question.removesuffix(" .")
     return Example("two_images", question, format_answer(think, answer), scenes)
 
 
@@ -559,7 +610,8 @@ def _pseudo_rewrite_turn(rng: random.Random) -> tuple[str, str]:
     concept = PSEUDO_CONCEPTS[name]
     prompt, subject, _, edited = _constrained_edit(lambda r: [concept], rng)
     tail = _for_subject(concept, subject)
-    return _rewrite_answer(prompt, [name + tail], named_definition(name, concept) + tail, edited, rng)
+    asked = name_among_noise(name, rng) if _noisy(rng) else name
+    return _rewrite_answer(prompt, [asked + tail], named_definition(name, concept) + tail, edited, rng)
 
 
 def _text_units(task: str, rng: random.Random) -> list[tuple[str, str]]:
