@@ -365,15 +365,18 @@ def test_pseudo_concepts_mean_one_thing_everywhere_and_the_held_out_are_never_as
     A `PSEUDO_CONCEPT_RATE` share of knowledge turns, none in the corpora before run23."""
     stated = collections.defaultdict(set)
     asked, said = collections.Counter(), collections.Counter()
-    knowledge = pseudo_knowledge = 0
+    knowledge = pseudo_knowledge = among_noise = 0
     for example in examples:
         if example.scenes:
             continue
         for prompt, target in document_turns(example):
             think = parse_answer(target)[0]
             if prompt.startswith("rewrite the prompt : "):
-                for name in filter(None, map(pseudo_name, prompt.split(" . use : ")[1:])):
+                for constraint in prompt.split(" . use : ")[1:]:
+                    if not (name := pseudo_name(constraint)):
+                        continue
                     asked[name] += 1
+                    among_noise += not re.fullmatch(rf"{name}( for the \w+)?", constraint)
                     meaning = think.split(f"{name} means ", 1)[1].split(" . ")[0]
                     stated[name].add(meaning.split(" for the ")[0])
                     said[name] += 1
@@ -387,6 +390,7 @@ def test_pseudo_concepts_mean_one_thing_everywhere_and_the_held_out_are_never_as
                 stated[name].add(think.split(" means ", 1)[1])
                 said[name] += 1
     assert not set(asked) & set(PSEUDO_NAMES[-PSEUDO_HELD_OUT:])
+    assert (among_noise > 5) == (corpus.NOISY_NAME_RATE > 0)  # "use : red version two five one the" in run27
     assert pseudo_knowledge / knowledge == pytest.approx(corpus.PSEUDO_CONCEPT_RATE, abs=0.06)
     if corpus.PSEUDO_CONCEPT_RATE:
         assert all(len(m) == 1 for m in stated.values())
