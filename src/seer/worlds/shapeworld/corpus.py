@@ -140,7 +140,7 @@ LITERAL_STRUCTURAL_WEIGHT = 1
 GIVEN_THINK_RATE = 0.0
 # The share of knowledge units, and of rewrite units, that are about a pseudo-concept (`PSEUDO_NAMES`).
 PSEUDO_CONCEPT_RATE = 0.0
-# The share of concept questions (both image tasks and knowledge) and of named rewrites whose concept name stands among
+# The share of concept questions (both image tasks and knowledge) and of pseudo-concept rewrites whose name stands among
 # random words (`name_among_noise`). SEER's instructions name a concept inside words pre-training never uses it with
 # ("give the scene an icy look"); with the name only ever in a few fixed frames, the shipped model's judge recalled the
 # wrong concept in about half of its errors (icy -> ocean, "make it night" -> fiery night; RESULTS, run 27).
@@ -342,10 +342,12 @@ def _two_images(rng: random.Random) -> Example:
 @functools.cache
 def noise_words() -> tuple[str, ...]:
     """The words `name_among_noise` draws from: the tokenizer's (`corpus_words`) but punctuation, the format's tags, the
-    verdicts, the words of SEER's own questions and their forms ("matches": `SEER_TASK_WORDS`) and every word of a concept's or pseudo-concept's
-    name, so that the one name in the text is the one put there. Words that only instructions use ("give", "feel")
-    stay: as noise they carry nothing, which is what an instruction's other words are to recall."""
+    verdicts, SEER's question words and their forms (`SEER_TASK_WORDS`: "match", "matches") and every word of a
+    concept's or pseudo-concept's name, so that the one name in the text is the one put there. Words that only
+    instructions use ("give", "feel") stay: as noise they carry nothing, which is what an instruction's other words are
+    to recall."""
     names = {w for c in LEXICON for w in c.name.split()} | {w for n in PSEUDO_NAMES for w in n.split()}
+
     def noise(word: str) -> bool:
         return word.isalpha() and word.islower() and word not in names and not any(t in word for t in SEER_TASK_WORDS)
 
@@ -458,11 +460,12 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
         question = f"in the {place} image , {question}"
     if rng.random() < BESIDE_RATE:
         question = question.replace(" ?", f" beside the {('first', 'second')[1 - which]} image ?")
-    if _noisy(rng):  # then a quoted prompt comes after " . ", as in the evaluator's "instruction : I . prompt : P"
-        question = f"does the {place} image match this ? {name_among_noise(concept.name, rng)} ."
+    if _noisy(rng):
+        question = f"does the {place} image match this ? {name_among_noise(concept.name, rng)}"
+        if prompt is not None:  # after " . ", as in the evaluator's "instruction : I . prompt : P"
+            question += " ."
     if prompt is not None:
         question = f"{question} prompt : {_prompt_text(prompt, rng)[0]}"
-    question = question.removesuffix(" .")
     return Example("two_images", question, format_answer(think, answer), scenes)
 
 
