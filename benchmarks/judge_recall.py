@@ -9,7 +9,9 @@ instruction question. Each answer is sorted by its think: it recalls a concept's
 about the second, checks the quoted prompt ("asked :"), or does none of these. For answers that recall, about the
 first image, a concept the item asks for, the verdict is compared with that concept's truth on the first image as
 the oracle reads it: a recall RLVR can reinforce is one whose verdict follows the concept. Reported: accuracy
-against the pair label per kind of answer and failure kind, and that agreement overall and by concept category.
+against the pair label per kind of answer and failure kind, that agreement overall and by concept category, and how
+often a recall about the first image names a concept the item asks for (finding the concept in the instruction's
+words), by the category of the item.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def main() -> None:
     concepts_of = {item.id: set(item.concepts) for item in load_vie(args.items)}
     right: dict[str, list[bool]] = collections.defaultdict(list)
     follows: dict[str, list[bool]] = collections.defaultdict(list)
+    asked_concept: dict[str, list[bool]] = collections.defaultdict(list)
     concepts = [recalled_concept(text) for text in texts]
     kinds = [kind_of(text, concept) for text, concept in zip(texts, concepts, strict=True)]
     for (pair, swapped), text, concept, kind in zip(asked, texts, concepts, kinds, strict=True):
@@ -90,6 +93,9 @@ def main() -> None:
         correct = verdict is not None and verdict.lower() == expected.lower()
         for key in ("all", kind, pair.bad_kind, f"{pair.bad_kind} / {kind}"):
             right[key].append(correct)
+        if kind == "recall, first image":
+            for key in ("all", pair.category):
+                asked_concept[key].append(concept.name in concepts_of[pair.item_id])
         if kind != "recall, first image" or concept is None or concept.name not in concepts_of[pair.item_id]:
             continue
         first = parse_image(pair_set.images(pair, swapped=swapped)[0])
@@ -108,6 +114,7 @@ def main() -> None:
         "accuracy": {k: rate(v) for k, v in sorted(right.items())},
         "verdict_follows_recalled_concept": {k: rate(v) for k, v in sorted(follows.items())},
         "recalls_checked": {k: len(v) for k, v in sorted(follows.items())},
+        "recall_names_an_asked_concept": {k: rate(v) for k, v in sorted(asked_concept.items())},
     }
     print(json.dumps(report, indent=2))
     if args.out:
