@@ -112,7 +112,7 @@ def main(args: RunArgs) -> int:
     from seer.eval.command import EvalArgs
     from seer.eval.evaluator_suite import base_retention, run_evaluator_suite, summary_lines_of
     from seer.eval.reprompt_suite import run_reprompt_suite
-    from seer.train import rlmt, run_dir, rlvr
+    from seer.train import rlmt, rlvr, run_dir
 
     start = time.perf_counter()
     out = Path(args.runs_dir) / args.name

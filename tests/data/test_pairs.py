@@ -9,6 +9,7 @@ candidates whose good text has one object survive).
 import json
 import shutil
 from contextlib import contextmanager
+
 import pytest
 from PIL import Image
 

@@ -195,8 +195,7 @@ def test_adapter_misuse_raises(tmp_path, umm):
         umm.add_adapter(EVALUATOR)
     with pytest.raises(SeerError, match="identifier"):
         umm.add_adapter("my.role")
-    with pytest.raises(SeerError, match="not found"):
-        with umm.use_adapter(REPROMPTER):
-            pass
+    with pytest.raises(SeerError, match="not found"), umm.use_adapter(REPROMPTER):
+        pass
     with pytest.raises(SeerError, match="adapter_config.json: file not found"):
         umm.load_adapter(REPROMPTER, tmp_path)

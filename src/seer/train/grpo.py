@@ -24,7 +24,6 @@ from seer.models import process_state
 from seer.models.base import UnifiedModel, with_response_prefix
 from seer.train.nonfinite import NonFiniteGuard
 
-
 # Help of the two GRPO-stage keys that RLVRArgs and RLMTArgs share word for word.
 CONSTANT_REWARD_HELP = ("After max_bad_reward_steps steps in a row where every group's rewards are equal (any value; "
                         "GRPO learns nothing): warn each such step, or stop (exit 1).")  # fmt: skip

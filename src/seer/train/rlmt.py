@@ -68,9 +68,6 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainingArguments
 
 from seer.config import config_dict, save_config
-from seer.train import run_dir
-from seer.train.rlvr import KEYS_BEFORE_THEY_EXISTED
-from seer.train.grpo import CONSTANT_REWARD_HELP, MAX_NONFINITE_HELP, GuardedGRPOTrainer, build_grpo_trainer
 from seer.data.build import generate_sets
 from seer.data.pairs import LiteralRenderer, QuestionTemplates
 from seer.data.vie import VIEItem, load_vie
@@ -84,6 +81,9 @@ from seer.rl.health import JudgeHealthMonitor, RewardHealthMonitor, RewardTap
 from seer.rl.judge import JudgeResult, judge_p_yes, judge_question, order_averaged_reward
 from seer.rl.reprompt import GRAMMARS, REASONS, REPROMPT_TEMPLATE, check_template, parse_descriptor
 from seer.rl.rewards import completion_text
+from seer.train import run_dir
+from seer.train.grpo import CONSTANT_REWARD_HELP, MAX_NONFINITE_HELP, GuardedGRPOTrainer, build_grpo_trainer
+from seer.train.rlvr import KEYS_BEFORE_THEY_EXISTED
 
 STATE_FILE, METRICS_FILE, RESULTS_FILE, CONFIG_FILE = "rlmt.json", "metrics.jsonl", "results.json", "config.yaml"
 # Keys that may differ between an interrupted run and its --resume (they do not change what is trained).
@@ -444,7 +444,6 @@ class PYesReward:
         texts = [completion_text(c) for c in completions]
         parsed = [parse_descriptor(t, grammar=args.descriptor_grammar, max_words=args.max_descriptor_words)
                   for t in texts]  # fmt: skip
-        seeds = [rollout_seed(args.seed, i, s) for i, s in zip(item_id, step, strict=True)]
         # What to render: each (item, step)'s naive concatenation once, and each distinct descriptor once per seed
         # (a group often repeats a descriptor; the same text and seed draw the same image).
         naive_keys = list(dict.fromkeys(zip(item_id, step)))

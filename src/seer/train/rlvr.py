@@ -54,8 +54,6 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from seer.config import config_dict, save_config
-from seer.train import run_dir
-from seer.train.grpo import CONSTANT_REWARD_HELP, MAX_NONFINITE_HELP, GuardedGRPOTrainer, build_grpo_trainer
 from seer.data.build import generate_sets
 from seer.data.curriculum import (
     INSTRUCTION_STAGE,
@@ -88,6 +86,8 @@ from seer.models.adapters import EVALUATOR, LoraSettings
 from seer.models.janus import JanusUMM
 from seer.rl.health import RewardHealthMonitor, RewardTap
 from seer.rl.rewards import RLVR_REWARDS, after_response_prefix, completion_text
+from seer.train import run_dir
+from seer.train.grpo import CONSTANT_REWARD_HELP, MAX_NONFINITE_HELP, GuardedGRPOTrainer, build_grpo_trainer
 
 # The tiny model's wording (its vocabulary is seer.worlds.shapeworld.corpus.corpus_words()); the Janus-Pro recipe
 # uses the paper's English wording, system prompt and answer-format suffix instead. Question first, literal text

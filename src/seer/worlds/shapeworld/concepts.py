@@ -21,8 +21,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from seer.worlds.shapeworld.spec import LINES, check, constraint, make_spec
 from seer.worlds.shapeworld.scene import COLORS, SHAPES, Obj, Scene
+from seer.worlds.shapeworld.spec import LINES, check, constraint, make_spec
 
 CATEGORIES: tuple[str, ...] = ("palette", "atmosphere", "transformation", "quantity", "composition", "compound")
 SPLITS: tuple[str, ...] = ("id", "ood")

@@ -29,7 +29,7 @@ the simulated image-tokenizer round trip (blur + pixel noise) that the oracle's 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from PIL import Image
@@ -109,7 +109,7 @@ def gaussian_blur(arr: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _templates(size: int) -> np.ndarray:
     """(len(BLURS), len(_TEMPLATE_KEYS), pitch, pitch) float templates: every (shape, size) at every blur."""
     pitch = layout(size).pitch
@@ -123,7 +123,7 @@ def _templates(size: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _template_areas(size: int) -> np.ndarray:
     return np.array([object_template(s, z, size).sum() for s, z in _TEMPLATE_KEYS], dtype=np.float32)
 

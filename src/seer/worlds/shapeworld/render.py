@@ -25,7 +25,7 @@ The oracle (`oracle.py`) reads images back with these same templates (`object_te
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from PIL import Image
@@ -89,7 +89,7 @@ def _shape_mask(shape: str, extent: int) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}; expected one of {list(SHAPES)}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached_template(shape: str, obj_size: str, size: int) -> np.ndarray:
     pitch = layout(size).pitch
     if obj_size not in EXTENT:
