@@ -93,10 +93,12 @@ def main() -> None:
         correct = verdict is not None and verdict.lower() == expected.lower()
         for key in ("all", kind, pair.bad_kind, f"{pair.bad_kind} / {kind}"):
             right[key].append(correct)
-        if kind == "recall, first image":
-            for key in ("all", pair.category):
-                asked_concept[key].append(concept.name in concepts_of[pair.item_id])
-        if kind != "recall, first image" or concept is None or concept.name not in concepts_of[pair.item_id]:
+        if kind != "recall, first image":  # a recall's concept is never None
+            continue
+        names_asked = concept.name in concepts_of[pair.item_id]
+        for key in ("all", pair.category):
+            asked_concept[key].append(names_asked)
+        if not names_asked:
             continue
         first = parse_image(pair_set.images(pair, swapped=swapped)[0])
         truth = "Yes" if first is not None and scene_has_concept(first, concept) else "No"
