@@ -102,7 +102,7 @@ class PretrainArgs:
     corpus: str = field(
         default="run23",
         metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run23 and run27: the shipped model's two "
-                          "stages; others: earlier runs')."},
+                          "stages; others: other runs' in benchmarks/RESULTS.md)."},
     )
     init_from: str | None = field(
         default=None,
