@@ -1,6 +1,8 @@
 """seer.config: recipe defaults, command-line overrides, strict keys and types, resolved-config round trip."""
 
+import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -8,6 +10,7 @@ import yaml
 
 from seer.config import parse, save_config
 from seer.errors import SeerError
+from seer.train import rlmt, rlvr
 
 
 @dataclass
@@ -99,3 +102,15 @@ def test_saved_config_reruns_to_the_same_values(tmp_path):
     again = parse(["--config", str(path)], TYPES)
     assert again == first
     assert not list((tmp_path / "run").glob("*.tmp"))  # atomic write leaves no temp file
+
+
+@pytest.mark.parametrize("stage", ["rlvr", "rlmt"])
+def test_the_embedded_recipes_are_what_seer_run_uses(stage):
+    """`seer run` takes each stage's dataclass defaults; `recipes/<stage>/shapeworld-tiny.yaml` must say the same, so
+    that `seer rlvr/rlmt --config` on it reproduces a `seer run` stage (RLMT's recipe once said 50 steps against 40)."""
+    dtype = {"rlvr": rlvr.RLVRArgs, "rlmt": rlmt.RLMTArgs}[stage]
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(dtype)}  # fmt: skip
+    recipe = Path(__file__).parents[1] / "recipes" / stage / "shapeworld-tiny.yaml"
+    values = yaml.safe_load(recipe.read_text())
+    assert len(values) > 20 and {k: v for k, v in values.items() if defaults[k] != v} == {}
