@@ -145,14 +145,6 @@ def test_vqa_answers_are_true_of_the_image(examples):
     assert checked > 100
 
 
-def name_in_noise(text):
-    """The concept named in "<noise> icy <noise>" (`corpus.name_among_noise`): the longest name whose words all stand
-    in the text, since noise never holds a name's word ("icy but warm" holds "icy" too), or None."""
-    words = set(text.split())
-    named = [c for c in LEXICON if set(c.name.split()) <= words]
-    return max(named, key=lambda c: len(c.name), default=None)
-
-
 def names_in_noise(text):
     """The concepts named in "<noise> icy <noise> double <noise>" (`corpus.names_among_noise`), in order: at each
     word, the longest name that starts there (noise never holds a name's word)."""
@@ -165,6 +157,12 @@ def names_in_noise(text):
         else:
             at += 1
     return found
+
+
+def name_in_noise(text):
+    """The one concept named in "<noise> icy <noise>" (`corpus.name_among_noise`), or None (`names_in_noise`)."""
+    found = names_in_noise(text)
+    return found[0] if len(found) == 1 else None
 
 
 NOISY_TWO_IMAGE = re.compile(r"does the (first|second) image match this \? (.+?)(?: \. prompt : (.+))?")
@@ -598,7 +596,8 @@ def test_names_among_noise_are_a_share_of_concept_questions_only_in_their_corpus
             else:
                 continue
             asked[kind] += 1
-            if m := next((m for p in (NOISY_TWO_IMAGE, NOISY_ONE_IMAGE, NOISY_KNOWLEDGE) if (m := p.fullmatch(prompt))), None):
+            noisy_forms = (NOISY_TWO_IMAGE, NOISY_ONE_IMAGE, NOISY_KNOWLEDGE)
+            if m := next((m for p in noisy_forms if (m := p.fullmatch(prompt))), None):
                 noisy[kind] += 1
                 two_named[kind] += len(names_in_noise(m[2] if m.re is NOISY_TWO_IMAGE else m[1])) == 2
     assert min(asked.values()) > 50 and two_named["one image"] == 0
