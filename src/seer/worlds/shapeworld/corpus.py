@@ -402,14 +402,13 @@ def _concept_pair(rng: random.Random) -> list[Concept]:
 
 
 def _knowledge_turn(concept: Concept, rng: random.Random) -> tuple[str, str]:
-    if _two_named(rng):
-        pair = _concept_pair(rng)
-        definitions = " . ".join(c.definition for c in pair)
-        return f"what does this mean ? {names_among_noise([c.name for c in pair], rng)}", format_answer(
+    """A knowledge QA about `concept`; or, among noise, "what does this mean ? <noise> icy <noise> [double <noise>]"
+    answered with each named concept's definition in order."""
+    named = _concept_pair(rng) if _two_named(rng) else [concept] if _noisy(rng) else None
+    if named:
+        definitions = " . ".join(c.definition for c in named)
+        return f"what does this mean ? {names_among_noise([c.name for c in named], rng)}", format_answer(
             definitions, definitions)  # fmt: skip
-    if _noisy(rng):
-        return f"what does this mean ? {name_among_noise(concept.name, rng)}", format_answer(
-            concept.definition, concept.definition)  # fmt: skip
     question, answer = rng.choice(qa_pairs(concept))
     return question, format_answer(concept.definition, answer)
 
