@@ -50,7 +50,8 @@ The tasks, each a generator of `Example`s:
   recalls (and checks) both. In corpus run29, some concept questions quote a prompt and ask whether the image matches the
   concept as an edit of it ("does the first image match this ? icy . prompt : <prompt>"): after the concept's check,
   the think checks what the concept keeps of the prompt (`keep_checks`), and the verdict needs both. A concept named
-  among noise before a quoted prompt always asks that.
+  among noise before a quoted prompt always asks that. In corpus run29b, half of them name two concepts a hard item could
+  ask together, and check both and what both keep.
 
 Which of these a corpus holds, and how often, is its version (`CORPUS_VERSIONS`, `seer pretrain --corpus`).
 
@@ -173,8 +174,8 @@ SEER_TASK_WORDS = ("instruction", "better", "than", "compare", "match", "prompt"
 # Each pre-training's corpus by name (`seer pretrain --corpus`). run19 is run 19's; run21 adds run 20's findings: the
 # `ood` layouts and counts as literal constraints, layouts and counts 3 in 7 of them, and given thinks. run23 adds
 # pseudo-concepts to run21: the shipped model's (run 25). run27 adds names among noise to run23; run28 two names among
-# noise to run27; run29 keep checks to run27;
-# run29b keep checks of one or two concepts to run28. The module's values above are run19's.
+# noise to run27; run29 keep checks to run27; run29b keep checks of one or two concepts to run28; run29c more of them.
+# The module's values above are run19's.
 CORPUS_VERSIONS: dict[str, dict[str, object]] = {
     "run19": {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0,
               "PSEUDO_CONCEPT_RATE": 0.0, "NOISY_NAME_RATE": 0.0, "TWO_NAMES_RATE": 0.0,
@@ -197,6 +198,9 @@ CORPUS_VERSIONS: dict[str, dict[str, object]] = {
     "run29b": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
                "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.3, "TWO_NAMES_RATE": 0.2,
                "KEEP_CHECK_RATE": 0.3, "KEEP_TWO_RATE": 0.5},
+    "run29c": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
+               "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.3, "TWO_NAMES_RATE": 0.2,
+               "KEEP_CHECK_RATE": 0.5, "KEEP_TWO_RATE": 0.5},
 }  # fmt: skip
 
 
