@@ -647,7 +647,7 @@ def test_keep_questions_check_the_concept_then_what_it_keeps_of_the_prompt(examp
     if corpus.KEEP_CHECK_RATE == 0:
         assert not cases
     else:  # images that show the concepts and lose the prompt (the keep check decides), and all the others
-        assert min(cases["Yes", True], cases["No", True], cases["No", False]) >= 10, cases
+        assert min(cases["Yes", True], cases["No", True], cases["No", False]) >= 5, cases
         assert named[2] / (named[1] + named[2]) == pytest.approx(corpus.KEEP_TWO_RATE, abs=0.12)
 
 
@@ -684,14 +684,22 @@ def test_names_among_noise_are_a_share_of_concept_questions_only_in_their_corpus
     assert min(asked.values()) > 50 and two_named["one image"] == 0
     assert keep["one image"] / asked["one image"] == pytest.approx(keeps, abs=0.1)
     assert noisy["one image"] / asked["one image"] == pytest.approx((1 - keeps) * noise, abs=0.1)
-    pooled = asked["two images"] + asked["knowledge"]  # pooled: ~3 standard errors
-    assert (two_named["two images"] + two_named["knowledge"]) / pooled == pytest.approx(two, abs=0.08)
-    # Two images: one name among noise only when not a keep question, and then only without a quoted prompt.
-    expected_keep = (1 - two) * (keeps + (1 - keeps) * quoted * noise) if keeps else 0
-    expected_noisy = two + (1 - two) * (1 - keeps) * (1 - quoted if keeps else 1) * noise
+    # Two images, where keep questions exist: a question quoting a prompt is a keep question when it names two concepts
+    # or one among noise, so those left name no prompt; and a share are keep questions outright.
+    unquoted = 1 - quoted if keeps else 1
+    expected_two = {"two images": two * unquoted, "knowledge": two}
+    expected_noisy = {"two images": two * unquoted + (1 - two) * (1 - keeps) * unquoted * noise,
+                      "knowledge": two + (1 - two) * noise}  # fmt: skip
+    expected_keep = two * quoted + (1 - two) * (keeps + (1 - keeps) * quoted * noise) if keeps else 0
     assert keep["two images"] / asked["two images"] == pytest.approx(expected_keep, abs=0.12)
-    expected = (expected_noisy * asked["two images"] + (two + (1 - two) * noise) * asked["knowledge"]) / pooled
-    assert (noisy["two images"] + noisy["knowledge"]) / pooled == pytest.approx(expected, abs=0.07)
+    pooled = asked["two images"] + asked["knowledge"]  # pooled: ~3 standard errors
+
+    def pooled_share(counts, expected, tolerance):
+        share = sum(expected[kind] * asked[kind] for kind in expected) / pooled
+        assert (counts["two images"] + counts["knowledge"]) / pooled == pytest.approx(share, abs=tolerance)
+
+    pooled_share(two_named, expected_two, 0.08)
+    pooled_share(noisy, expected_noisy, 0.07)
 
 
 def test_two_names_are_concepts_a_hard_item_could_ask_together_and_both_must_hold(examples):
