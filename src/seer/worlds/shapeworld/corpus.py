@@ -171,37 +171,28 @@ KEEP_CHECK_RATE = 0.0
 KEEP_TWO_RATE = 0.0
 # Never noise: the words of SEER's questions and of the corpus's own frames ("prompt :", "use :", "asked :").
 SEER_TASK_WORDS = ("instruction", "better", "than", "compare", "match", "prompt", "use", "rewrite", "asked")
-# Each pre-training's corpus by name (`seer pretrain --corpus`). run19 is run 19's; run21 adds run 20's findings: the
-# `ood` layouts and counts as literal constraints, layouts and counts 3 in 7 of them, and given thinks. run23 adds
-# pseudo-concepts to run21: the shipped model's (run 25). run27 adds names among noise to run23; run28 two names among
+# Each pre-training's corpus by name (`seer pretrain --corpus`), each version its predecessor plus what it adds. run19
+# is run 19's (the module's values above); run21 adds run 20's findings: the `ood` layouts and counts as literal
+# constraints, layouts and counts 3 in 7 of them, and given thinks. run23 adds pseudo-concepts to run21: the shipped
+# model's first stage (run 25). run27 adds names among noise to run23: its second stage. run28 adds two names among
 # noise to run27; run29 keep checks to run27; run29b keep checks of one or two concepts to run28; run29c more of them.
-# The module's values above are run19's.
+_RUN19: dict[str, object] = {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0,
+                             "PSEUDO_CONCEPT_RATE": 0.0, "NOISY_NAME_RATE": 0.0, "TWO_NAMES_RATE": 0.0,
+                             "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0}  # fmt: skip
+_RUN21 = {**_RUN19, "LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4}
+_RUN23 = {**_RUN21, "PSEUDO_CONCEPT_RATE": 0.4}
+_RUN27 = {**_RUN23, "NOISY_NAME_RATE": 0.3}
+_RUN28 = {**_RUN27, "TWO_NAMES_RATE": 0.2}
 CORPUS_VERSIONS: dict[str, dict[str, object]] = {
-    "run19": {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0,
-              "PSEUDO_CONCEPT_RATE": 0.0, "NOISY_NAME_RATE": 0.0, "TWO_NAMES_RATE": 0.0,
-              "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0},
-    "run21": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
-              "PSEUDO_CONCEPT_RATE": 0.0, "NOISY_NAME_RATE": 0.0, "TWO_NAMES_RATE": 0.0,
-              "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0},
-    "run23": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
-              "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.0, "TWO_NAMES_RATE": 0.0,
-              "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0},
-    "run27": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
-              "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.3, "TWO_NAMES_RATE": 0.0,
-              "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0},
-    "run28": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
-              "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.3, "TWO_NAMES_RATE": 0.2,
-              "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0},
-    "run29": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
-              "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.3, "TWO_NAMES_RATE": 0.0,
-              "KEEP_CHECK_RATE": 0.3, "KEEP_TWO_RATE": 0.0},
-    "run29b": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
-               "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.3, "TWO_NAMES_RATE": 0.2,
-               "KEEP_CHECK_RATE": 0.3, "KEEP_TWO_RATE": 0.5},
-    "run29c": {"LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4,
-               "PSEUDO_CONCEPT_RATE": 0.4, "NOISY_NAME_RATE": 0.3, "TWO_NAMES_RATE": 0.2,
-               "KEEP_CHECK_RATE": 0.5, "KEEP_TWO_RATE": 0.5},
-}  # fmt: skip
+    "run19": _RUN19,
+    "run21": _RUN21,
+    "run23": _RUN23,
+    "run27": _RUN27,
+    "run28": _RUN28,
+    "run29": {**_RUN27, "KEEP_CHECK_RATE": 0.3},
+    "run29b": {**_RUN28, "KEEP_CHECK_RATE": 0.3, "KEEP_TWO_RATE": 0.5},
+    "run29c": {**_RUN28, "KEEP_CHECK_RATE": 0.5, "KEEP_TWO_RATE": 0.5},
+}
 
 
 def use_corpus(version: str) -> None:
