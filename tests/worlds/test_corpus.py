@@ -658,8 +658,9 @@ def test_names_among_noise_are_a_share_of_concept_questions_only_in_their_corpus
     image questions are keep questions, and so is every two-image question naming its concept among noise and quoting
     a prompt (the frame has one meaning)."""
     asked, noisy, two_named = collections.Counter(), collections.Counter(), collections.Counter()
-    keep, expected_noisy = collections.Counter(), collections.Counter()
-    two, noise, keeps, quoted = corpus.TWO_NAMES_RATE, corpus.NOISY_NAME_RATE, corpus.KEEP_CHECK_RATE, 0.5
+    keep = collections.Counter()
+    two, noise, keeps = corpus.TWO_NAMES_RATE, corpus.NOISY_NAME_RATE, corpus.KEEP_CHECK_RATE
+    quoted = corpus.PROMPT_CONTEXT_RATE
     for example in examples:
         for prompt, _ in document_turns(example):
             if keep_question(example) and prompt == example.prompt:

@@ -9,7 +9,8 @@ checklist does, each object anchored on its cell and compared on the facets the 
 
 One mark per keep-list record, so the marks are all Yes exactly when the spec's keep holds (tested). The evaluator
 needs this on the pairs whose failing image shows the concept but loses part of the prompt: about half of its
-hallucination pairs, which a concept check alone judges at chance (benchmarks/RESULTS.md, run 28).
+hallucination pairs, which a concept check alone judges at chance (benchmarks/RESULTS.md, run 28). Corpus run29b's
+keep questions lifted those pairs from 0.59-0.63 to 0.70-0.73, not the judge as a whole (run 29, not shipped).
 """
 
 from __future__ import annotations
