@@ -51,7 +51,8 @@ The tasks, each a generator of `Example`s:
   concept as an edit of it ("does the first image match this ? icy . prompt : <prompt>"): after the concept's check,
   the think checks what the concept keeps of the prompt (`keep_checks`), and the verdict needs both. A concept named
   among noise before a quoted prompt always asks that. In corpus run29b, half of them name two concepts a hard item could
-  ask together, and check both and what both keep.
+  ask together, and check both and what both keep. In corpus run30 (not yet trained), the concepts checked as a whole
+  (objects built from shapes, counts, "alone") get marks too (`concept_marks`'s `wholes`).
 
 Which of these a corpus holds, and how often, is its version (`CORPUS_VERSIONS`, `seer pretrain --corpus`).
 
