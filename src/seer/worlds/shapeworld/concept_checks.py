@@ -79,8 +79,8 @@ def _mirror_mark(obj: Obj, scene: Scene) -> Mark:
     return f"the {obj.color} {obj.shape} at the {obj.pos} : {held}", same
 
 
-def _held(obj: Obj | None) -> str:
-    """What a cell holds, without its place: "a large red circle" or "nothing"."""
+def held_text(obj: Obj | None) -> str:
+    """What a cell holds (`obj`, or None when empty), without its place: "a large red circle" or "nothing"."""
     return "nothing" if obj is None else f"a {obj.size} {obj.color} {obj.shape}"
 
 
@@ -101,7 +101,7 @@ def _stack_marks(scene: Scene, rule: Composite) -> list[Mark]:
             cell = (row + i * step[0], col + i * step[1])
             asked = " ".join(["a", *(w for w in (part.size, part.color, part.shape) if w)])
             held = by_cell.get(cell)
-            marks.append((f"{asked} at the {position_at(*cell)} : {_held(held)}", _is(held, part)))
+            marks.append((f"{asked} at the {position_at(*cell)} : {held_text(held)}", _is(held, part)))
         return marks
 
     starts = [(r, c) for r in range(3 - span * step[0]) for c in range(3 - span * step[1])]

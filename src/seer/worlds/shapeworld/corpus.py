@@ -68,7 +68,7 @@ import re
 from dataclasses import dataclass, field
 
 from seer.formats import ANSWER_OPEN, FORMAT_WORDS, THINK_CLOSE, format_answer
-from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS, concept_marks, marks_text
+from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS, concept_marks, held_text, marks_text
 from seer.worlds.shapeworld.concepts import (
     LEXICON,
     Concept,
@@ -305,8 +305,7 @@ def _checklist(checks: list[tuple[str, bool]]) -> str:
 
 def _in_cell(scene: Scene, pos: str) -> str:
     """What the scene has in cell `pos`: "a large red circle" (the object without its place) or "nothing"."""
-    obj = next((o for o in scene.objects if o.pos == pos), None)
-    return "nothing" if obj is None else f"a {obj.size} {obj.color} {obj.shape}"
+    return held_text(next((o for o in scene.objects if o.pos == pos), None))
 
 
 def _object_check(asked: Obj, scene: Scene) -> tuple[str, bool]:

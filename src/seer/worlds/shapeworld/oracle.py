@@ -29,7 +29,7 @@ the simulated image-tokenizer round trip (blur + pixel noise) that the oracle's 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image

@@ -25,7 +25,7 @@ The oracle (`oracle.py`) reads images back with these same templates (`object_te
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image
