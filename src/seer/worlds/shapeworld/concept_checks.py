@@ -34,14 +34,13 @@ from seer.worlds.shapeworld.concepts import (
     Contrast,
     Layout,
     Multiply,
-    Part,
     Solo,
     Symmetric,
     _or,
 )
 from seer.worlds.shapeworld.grammar import describe_object
 from seer.worlds.shapeworld.scene import Obj, Scene, cell_of, position_at
-from seer.worlds.shapeworld.spec import LINES, mirror_of
+from seer.worlds.shapeworld.spec import LINES, is_part, mirror_of
 
 Mark = tuple[str, bool]
 NUMBER_WORDS = ("zero", "one", "two", "three", "four")
@@ -84,10 +83,6 @@ def held_text(obj: Obj | None) -> str:
     return "nothing" if obj is None else f"a {obj.size} {obj.color} {obj.shape}"
 
 
-def _is(obj: Obj | None, part: Part) -> bool:
-    return obj is not None and (obj.shape, obj.color) == (part.shape, part.color) and part.size in ("", obj.size)
-
-
 def _stack_marks(scene: Scene, rule: Composite) -> list[Mark]:
     """Each part against the cell it takes where the stack matches the scene best (the first such place in cell order):
     "a small white circle at the top : a small white circle Yes"."""
@@ -101,7 +96,8 @@ def _stack_marks(scene: Scene, rule: Composite) -> list[Mark]:
             cell = (row + i * step[0], col + i * step[1])
             asked = " ".join(["a", *(w for w in (part.size, part.color, part.shape) if w)])
             held = by_cell.get(cell)
-            marks.append((f"{asked} at the {position_at(*cell)} : {held_text(held)}", _is(held, part)))
+            ok = held is not None and is_part(held, (part.shape, part.color, part.size))
+            marks.append((f"{asked} at the {position_at(*cell)} : {held_text(held)}", ok))
         return marks
 
     starts = [(r, c) for r in range(3 - span * step[0]) for c in range(3 - span * step[1])]

@@ -353,6 +353,11 @@ def _vqa(rng: random.Random) -> Example:
     return Example("vqa", question, format_answer(think, verdict), (scene,))
 
 
+def _in_place(scenes: tuple[Scene, Scene], which: int, scene: Scene) -> tuple[Scene, Scene]:
+    """`scenes` with image `which` (0: the first) replaced by `scene`: the image a question is about."""
+    return (scene, scenes[1]) if which == 0 else (scenes[0], scene)
+
+
 def _two_images(rng: random.Random) -> Example:
     scenes = (_scene(rng), _scene(rng))
     which = rng.randrange(2)
@@ -520,7 +525,7 @@ def _concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.Rando
         return _keep_example(_keep_one(concept, rng), scenes, which, _noisy(rng), rng)
     quoted = rng.random() < PROMPT_CONTEXT_RATE
     prompt, scene = _drawn_for(concept, rng) if quoted else (None, _concept_scene(concept, rng))
-    scenes = (scene, scenes[1]) if which == 0 else (scenes[0], scene)
+    scenes = _in_place(scenes, which, scene)
     answer = "Yes" if scene_has_concept(scene, concept) else "No"
     think = _checked(f"the {place} image shows {describe(scene)} . {concept.definition}", scene, concept)
     question = concept.scene_question.replace("?", " ?")
@@ -562,7 +567,7 @@ def _two_concept_question(scenes: tuple[Scene, Scene], which: int, rng: random.R
     (`_checked`); the verdict is Yes when the image shows both."""
     place = ("first", "second")[which]
     prompt, scene, pair = _drawn_for_two(rng)
-    scenes = (scene, scenes[1]) if which == 0 else (scenes[0], scene)
+    scenes = _in_place(scenes, which, scene)
     think = f"the {place} image shows {describe(scene)}"
     for concept in pair:
         think = _checked(f"{think} . {concept.definition}", scene, concept)
@@ -653,7 +658,7 @@ def _keep_example(
 ) -> Example:
     """A keep question (`_keep_question`) about image `which` of two."""
     question, answer, scene = _keep_question(concept, ("first", "second")[which], noisy, rng)
-    return Example("two_images", question, answer, (scene, scenes[1]) if which == 0 else (scenes[0], scene))
+    return Example("two_images", question, answer, _in_place(scenes, which, scene))
 
 
 def _rewrite_turn(rng: random.Random) -> tuple[str, str]:

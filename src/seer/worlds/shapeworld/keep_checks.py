@@ -22,7 +22,7 @@ from seer.worlds.shapeworld.concept_checks import NUMBER_WORDS, Mark
 from seer.worlds.shapeworld.concepts import Concept
 from seer.worlds.shapeworld.items import build_spec
 from seer.worlds.shapeworld.scene import Obj, Scene
-from seer.worlds.shapeworld.spec import violation
+from seer.worlds.shapeworld.spec import matches, violation
 
 
 def _phrase(size: str, color: str, shape: str) -> str:
@@ -39,6 +39,11 @@ def _held(scene: Scene, record: dict[str, Any]) -> str:
                    obj.shape if record["shapes"] else "")  # fmt: skip
 
 
+def _filters(record: dict[str, Any]) -> bool:
+    """Whether a count record counts objects of one kind (a prompt object), not all of them (the shape count)."""
+    return any(record[key] for key in ("shapes", "colors", "sizes", "positions"))
+
+
 def _first(values: list[str]) -> str:
     return values[0] if values else ""
 
@@ -53,8 +58,7 @@ def _record_text(record: dict[str, Any], scene: Scene) -> str:
         return "only " + " or ".join(_phrase(size, color, shape) for size, color, shape in parts)
     if kind != "count":
         raise ValueError(f"keep record of kind {kind!r}: expected background, count or only")
-    filtered = any(record[key] for key in ("shapes", "colors", "sizes", "positions"))
-    if not filtered:  # the number of shapes
+    if not _filters(record):  # the number of shapes
         n = record["min"]
         return f"{NUMBER_WORDS[n]} shape{'s' if n > 1 else ''}"
     obj = _phrase(_first(record["sizes"]), _first(record["colors"]), _first(record["shapes"]))
@@ -66,14 +70,9 @@ def _record_text(record: dict[str, Any], scene: Scene) -> str:
 def _listed_rank(record: dict[str, Any], listed: Sequence[Obj]) -> int:
     """Where a record's object comes in the prompt's text (objects first, in that order; then the background, the
     kinds allowed, the count)."""
-    if record["kind"] != "count" or not any(record[k] for k in ("shapes", "colors", "sizes", "positions")):
+    if record["kind"] != "count" or not _filters(record):
         return len(listed) + {"background": 0, "only": 1, "count": 2}[record["kind"]]
-
-    def fits(o: Obj) -> bool:
-        return all(not record[k] or v in record[k] for k, v in
-                   (("shapes", o.shape), ("colors", o.color), ("sizes", o.size), ("positions", o.pos)))  # fmt: skip
-
-    return next(i for i, o in enumerate(listed) if fits(o))
+    return next(i for i, o in enumerate(listed) if matches(o, record))
 
 
 def keep_marks(scene: Scene, prompt: Scene, subject: Obj | None, concepts: Sequence[Concept],

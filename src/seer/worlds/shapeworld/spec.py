@@ -119,7 +119,7 @@ class SpecResult:
 # Checking
 
 
-def _matches(obj: Obj, c: dict[str, Any]) -> bool:
+def matches(obj: Obj, c: dict[str, Any]) -> bool:
     """Whether `obj` passes the filter of `c` (an empty list does not restrict)."""
     return (
         (not c["shapes"] or obj.shape in c["shapes"])
@@ -133,7 +133,7 @@ def _parts(c: dict[str, Any]) -> list[tuple[str, str, str]]:
     return list(zip(c["shapes"], c["colors"], c["sizes"]))
 
 
-def _is_part(obj: Obj, part: tuple[str, str, str]) -> bool:
+def is_part(obj: Obj, part: tuple[str, str, str]) -> bool:
     shape, color, size = part
     return obj.shape == shape and color in ("", obj.color) and size in ("", obj.size)
 
@@ -144,7 +144,7 @@ def _stack_holds(scene: Scene, parts: list[tuple[str, str, str]], axis: str) -> 
     for row in range(3):
         for col in range(3):
             cells = [(row + i * step[0], col + i * step[1]) for i in range(len(parts))]
-            if all(cell in by_cell and _is_part(by_cell[cell], part) for cell, part in zip(cells, parts)):
+            if all(cell in by_cell and is_part(by_cell[cell], part) for cell, part in zip(cells, parts)):
                 return True
     return False
 
@@ -178,18 +178,18 @@ def violation(scene: Scene, c: dict[str, Any]) -> str | None:
             return None
         return f"background is {scene.background}, expected {' or '.join(c['colors'])}"
     if kind == "all":
-        bad = [o for o in scene.objects if not _matches(o, c)]
+        bad = [o for o in scene.objects if not matches(o, c)]
         if not bad:
             return None
         return f"the {bad[0].color} {bad[0].shape} at the {bad[0].pos} is not {_filter_text(c)}"
     if kind == "count":
-        n = sum(_matches(o, c) for o in scene.objects)
+        n = sum(matches(o, c) for o in scene.objects)
         if c["min"] <= n <= c["max"]:
             return None
         return f"{n} objects are {_filter_text(c)}, expected {_bounds_text(c['min'], c['max'])}"
     if kind == "only":
         parts = _parts(c)
-        bad = [o for o in scene.objects if not any(_is_part(o, p) for p in parts)]
+        bad = [o for o in scene.objects if not any(is_part(o, p) for p in parts)]
         if not bad:
             return None
         return f"the {bad[0].size} {bad[0].color} {bad[0].shape} at the {bad[0].pos} is not one of the allowed objects"
