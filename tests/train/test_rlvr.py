@@ -327,3 +327,23 @@ def test_bad_arguments_are_one_line_errors_naming_the_key(argv, needle):
     with pytest.raises(SeerError) as error:
         parse(argv, ARG_TYPES, prog="seer rlvr")
     assert needle in str(error.value) and "\n" not in str(error.value)
+
+
+def test_gradient_checkpointing_recomputes_the_same_step_without_deprecation_warnings(
+    tmp_path, format_weights, small_model, recwarn
+):  # fmt: skip
+    """Checkpointed activations are recomputed, not approximated: one step with it on ends with the adapter of the
+    same step with it off, and the flag reaches transformers' TrainingArguments under its current name (no
+    FutureWarning)."""
+    adapters = {}
+    for on in (False, True):
+        out = tmp_path / f"gc-{on}"
+        umm = small_model(format_weights)
+        args = RLVRArgs(**SMALL_RUN, max_steps=1, save_steps=1, gradient_checkpointing=on, output_dir=str(out))
+        assert run(args, umm, "small") == 0
+        assert umm.janus.is_activation_checkpointing == on
+        adapters[on] = load_file(out / "checkpoint-1" / "evaluator" / "adapter_model.safetensors")
+    assert adapters[False].keys() == adapters[True].keys()
+    assert all(torch.allclose(adapters[False][k], adapters[True][k], atol=1e-6) for k in adapters[False])
+    # TrainingArguments' own warning; TRL and PEFT still call the model's deprecated checkpointing methods themselves
+    assert not [w for w in recwarn if str(w.message).startswith("`gradient_checkpointing` is deprecated")]

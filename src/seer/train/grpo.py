@@ -91,7 +91,8 @@ def build_grpo_trainer(
         disable_tqdm=True,  # the stages draw one compact progress bar instead of a dict per step
         use_cpu=torch.device(args.device).type == "cpu",
         bf16=args.bf16,
-        gradient_checkpointing=args.gradient_checkpointing,
+        # transformers >= 5.24's name; passing the deprecated `gradient_checkpointing` warns on every run
+        activation_checkpointing=args.gradient_checkpointing,
     )
     guard = NonFiniteGuard(args.max_nonfinite_steps)
     trainer = GuardedGRPOTrainer(
