@@ -87,7 +87,9 @@ def main() -> None:
     umm = load_model(args.model, args.device)
     rng = random.Random(args.seed)
     held_out = set(PSEUDO_NAMES[-PSEUDO_HELD_OUT:])
-    group = lambda name: "held_out" if name in held_out else "asked"
+
+    def group(name: str) -> str:
+        return "held_out" if name in held_out else "asked"
 
     knowledge = collections.defaultdict(list)
     answers = umm.generate_text([PSEUDO_QUESTIONS[0].format(name=n) for n in PSEUDO_NAMES], max_new_tokens=48,
@@ -112,7 +114,10 @@ def main() -> None:
         recalled[group(name)].append(recall)
         drawn[group(name)].append(draws(text, name))
         drawn_if[f"{group(name)}, {'recalled' if recall else 'not recalled'}"].append(drawn[group(name)][-1])
-    rate = lambda v: {"rate": round(sum(v) / len(v), 4), "n": len(v)}
+
+    def rate(v: list) -> dict:
+        return {"rate": round(sum(v) / len(v), 4), "n": len(v)}
+
     figures = {
         "date": datetime.date.today().isoformat(),
         "model": args.model or "embedded",

@@ -567,8 +567,9 @@ def test_constrained_rewrites_restate_the_constraint_and_meet_it(examples):
             elif palette:
                 kinds["palette"] += 1
                 assert {out.background} | {o.color for o in out.objects} <= set(colour_list(constraint))
-                cells = lambda scene: [(o.shape, o.size, o.pos) for o in scene.objects]
-                assert cells(out) == cells(source) or not alone
+                assert [(o.shape, o.size, o.pos) for o in out.objects] == [
+                    (o.shape, o.size, o.pos) for o in source.objects
+                ] or not alone
             elif "stacked from top to bottom" in constraint or "in a row from left to right" in constraint:
                 kinds["built object"] += 1
                 parts_text, subject = re.fullmatch(r"(.+) (?:stacked from|in a row from) .+ for the (\w+)", constraint).groups()
