@@ -52,7 +52,9 @@ The tasks, each a generator of `Example`s:
   the think checks what the concept keeps of the prompt (`keep_checks`), and the verdict needs both. A concept named
   among noise before a quoted prompt always asks that. In corpus run29b, half of them name two concepts a hard item could
   ask together, and check both and what both keep. In corpus run30 (not yet trained), the concepts checked as a whole
-  (objects built from shapes, counts, "alone") get marks too (`concept_marks`'s `wholes`).
+  (objects built from shapes, counts, "alone") get marks too (`concept_marks`'s `wholes`). In corpus run31, some
+  pseudo-concept rewrites ask for two pseudo-concepts in one request, among noise ("... . use : red version two five
+  one for the ring the version nine one four"): the think recalls both meanings, the edit shows both.
 
 Which of these a corpus holds, and how often, is its version (`CORPUS_VERSIONS`, `seer pretrain --corpus`).
 
@@ -174,6 +176,12 @@ KEEP_TWO_RATE = 0.0
 # `wholes`): the shipped judge recalls "a pair means two identical shapes side by side in one row" and checks nothing
 # (RESULTS, run 29).
 MARKED_WHOLES = False
+# The share of pseudo-concept rewrites that ask for two pseudo-concepts in one request (`_two_pseudo_rewrite_turn`). A
+# hard item asks two things in one instruction, and the shipped reprompter recalls both in 10-14% of hard items (then
+# passing 41-53% of them, against 4-9% otherwise; `benchmarks/reprompt_recalls.py`, RESULTS run 30): pre-training's
+# recall-then-edit rewrites only ever asked for one name. Drawn only when not 0, so that corpora without it keep their
+# examples.
+TWO_PSEUDO_RATE = 0.0
 # Never noise: the words of SEER's questions and of the corpus's own frames ("prompt :", "use :", "asked :").
 SEER_TASK_WORDS = ("instruction", "better", "than", "compare", "match", "prompt", "use", "rewrite", "asked")
 # Each pre-training's corpus by name (`seer pretrain --corpus`), each version its predecessor plus what it adds. run19
@@ -181,10 +189,11 @@ SEER_TASK_WORDS = ("instruction", "better", "than", "compare", "match", "prompt"
 # constraints, layouts and counts 3 in 7 of them, and given thinks. run23 adds pseudo-concepts to run21: the shipped
 # model's first stage (run 25). run27 adds names among noise to run23: its second stage. run28 adds two names among
 # noise to run27; run29 keep checks to run27; run29b keep checks of one or two concepts to run28; run29c more of them;
-# run30 marks for every concept to run29b (not yet trained).
+# run30 marks for every concept to run29b; run31 two pseudo-concepts per request to run27.
 _RUN19: dict[str, object] = {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0,
                              "PSEUDO_CONCEPT_RATE": 0.0, "NOISY_NAME_RATE": 0.0, "TWO_NAMES_RATE": 0.0,
-                             "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0, "MARKED_WHOLES": False}  # fmt: skip
+                             "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0, "MARKED_WHOLES": False,
+                             "TWO_PSEUDO_RATE": 0.0}  # fmt: skip
 _RUN21 = {**_RUN19, "LITERAL_OOD_RULES": True, "LITERAL_STRUCTURAL_WEIGHT": 3, "GIVEN_THINK_RATE": 0.4}
 _RUN23 = {**_RUN21, "PSEUDO_CONCEPT_RATE": 0.4}
 _RUN27 = {**_RUN23, "NOISY_NAME_RATE": 0.3}
@@ -199,6 +208,7 @@ CORPUS_VERSIONS: dict[str, dict[str, object]] = {
     "run29b": {**_RUN28, "KEEP_CHECK_RATE": 0.3, "KEEP_TWO_RATE": 0.5},
     "run29c": {**_RUN28, "KEEP_CHECK_RATE": 0.5, "KEEP_TWO_RATE": 0.5},
     "run30": {**_RUN28, "KEEP_CHECK_RATE": 0.3, "KEEP_TWO_RATE": 0.5, "MARKED_WHOLES": True},
+    "run31": {**_RUN27, "TWO_PSEUDO_RATE": 0.4},
 }
 
 
@@ -789,6 +799,7 @@ def pseudo_concepts() -> dict[str, Concept]:
 
 PSEUDO_CONCEPTS = pseudo_concepts()
 PSEUDO_NAMES = tuple(PSEUDO_CONCEPTS)
+PSEUDO_NAME_OF = {constraint_text(c): name for name, c in PSEUDO_CONCEPTS.items()}  # meanings are unique
 
 
 def _pseudo_knowledge_turn(rng: random.Random) -> tuple[str, str]:
@@ -800,13 +811,45 @@ def _pseudo_knowledge_turn(rng: random.Random) -> tuple[str, str]:
 
 def _pseudo_rewrite_turn(rng: random.Random) -> tuple[str, str]:
     """ "rewrite the prompt : P . use : version two five one [for the <shape>]" -> the think recalls its meaning (from
-    memory: nothing in the document defines it), then P minimally edited to show it. Never a held-out name."""
+    memory: nothing in the document defines it), then P minimally edited to show it. Never a held-out name. A
+    `TWO_PSEUDO_RATE` share ask for two (`_two_pseudo_rewrite_turn`)."""
+    if TWO_PSEUDO_RATE > 0 and rng.random() < TWO_PSEUDO_RATE:
+        return _two_pseudo_rewrite_turn(rng)
     name = rng.choice(PSEUDO_NAMES[:-PSEUDO_HELD_OUT])
     concept = PSEUDO_CONCEPTS[name]
     prompt, subject, _, edited = _constrained_edit(lambda r: [concept], rng)
     tail = _for_subject(concept, subject)
     asked = name_among_noise(name, rng) if _noisy(rng) else name
     return _rewrite_answer(prompt, [asked + tail], named_definition(name, concept) + tail, edited, rng)
+
+
+@functools.cache
+def _pseudo_pairs() -> tuple[tuple[str, str], ...]:
+    """Pairs of trained pseudo-concept names that one prompt can show together (other categories, compatible edits,
+    as a hard item's two concepts)."""
+    names = PSEUDO_NAMES[:-PSEUDO_HELD_OUT]
+    return tuple(
+        (a, b) for i, a in enumerate(names) for b in names[i + 1 :]
+        if PSEUDO_CONCEPTS[a].category != PSEUDO_CONCEPTS[b].category and compatible(PSEUDO_CONCEPTS[a], PSEUDO_CONCEPTS[b])
+    )  # fmt: skip
+
+
+def _two_pseudo_rewrite_turn(rng: random.Random) -> tuple[str, str]:
+    """ "rewrite the prompt : P . use : version two five one [for the <shape>] and version nine one four" (both in one
+    request, among noise as often as one name is) -> the think recalls both meanings in the order asked, then P
+    minimally edited to show both."""
+
+    def pair(r: random.Random) -> list[Concept]:  # a new pair each try: some can never be drawn together
+        names = list(r.choice(_pseudo_pairs()))
+        r.shuffle(names)
+        return [PSEUDO_CONCEPTS[name] for name in names]
+
+    prompt, subject, concepts, edited = _constrained_edit(pair, rng)
+    names = [PSEUDO_NAME_OF[constraint_text(c)] for c in concepts]
+    asks = [name + _for_subject(concept, subject) for name, concept in zip(names, concepts)]
+    asked = names_among_noise(asks, rng) if _noisy(rng) else " and ".join(asks)
+    think = " . ".join(named_definition(n, c) + _for_subject(c, subject) for n, c in zip(names, concepts))
+    return _rewrite_answer(prompt, [asked], think, edited, rng)
 
 
 def _text_units(task: str, rng: random.Random) -> list[tuple[str, str]]:
