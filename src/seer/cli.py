@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 from seer import __version__
 from seer.errors import SeerError
@@ -54,6 +55,9 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
+    # TRL 1.16 and PEFT 0.21 read the model's `is_gradient_checkpointing`, which transformers 5.24 deprecates: a
+    # FutureWarning about their code, not the user's, at every GRPO checkpoint. The CLI hides that one.
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
