@@ -8,7 +8,7 @@ model's (zero-shot) reprompt, the think's sentences are matched to concept defin
 (`seer.worlds.shapeworld.concepts.recalled_concept`) and compared with the item's concepts (the run's
 `data/eval.jsonl`). Reported per system and difficulty: the share of thinks that recall every asked concept, the
 share that recall a concept the item does not ask for (a stray recall), and the oracle pass rate within each group.
-A hard item asks two things; a reprompt that recalls only one of them cannot pass.
+A hard item asks two things; a reprompt that recalls only one of them rarely passes (RESULTS, runs 30 and 31).
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ The tasks, each a generator of `Example`s:
   concept as an edit of it ("does the first image match this ? icy . prompt : <prompt>"): after the concept's check,
   the think checks what the concept keeps of the prompt (`keep_checks`), and the verdict needs both. A concept named
   among noise before a quoted prompt always asks that. In corpus run29b, half of them name two concepts a hard item could
-  ask together, and check both and what both keep. In corpus run30 (not yet trained), the concepts checked as a whole
+  ask together, and check both and what both keep. In corpus run30 (run 30, not shipped), the concepts checked as a whole
   (objects built from shapes, counts, "alone") get marks too (`concept_marks`'s `wholes`). In corpus run31, some
   pseudo-concept rewrites ask for two pseudo-concepts in one request, among noise ("... . use : red version two five
   one for the ring the version nine one four"): the think recalls both meanings, the edit shows both.
@@ -177,10 +177,10 @@ KEEP_TWO_RATE = 0.0
 # (RESULTS, run 29).
 MARKED_WHOLES = False
 # The share of pseudo-concept rewrites that ask for two pseudo-concepts in one request (`_two_pseudo_rewrite_turn`). A
-# hard item asks two things in one instruction, and the shipped reprompter recalls both in 10-14% of hard items (then
-# passing 41-53% of them, against 4-9% otherwise; `benchmarks/reprompt_recalls.py`, RESULTS run 30): pre-training's
-# recall-then-edit rewrites only ever asked for one name. Drawn only when not 0, so that corpora without it keep their
-# examples.
+# hard item asks two things in one instruction; the shipped reprompter never recalls both, run28's descendants do in
+# 4-14% of hard items and then pass 33-53% of them (`benchmarks/reprompt_recalls.py`), and pre-training's
+# recall-then-edit rewrites only ever asked for one name. Run 31: it does not carry to real concepts (RESULTS, runs 30
+# and 31). Drawn only when not 0, so that corpora without it keep their examples.
 TWO_PSEUDO_RATE = 0.0
 # Never noise: the words of SEER's questions and of the corpus's own frames ("prompt :", "use :", "asked :").
 SEER_TASK_WORDS = ("instruction", "better", "than", "compare", "match", "prompt", "use", "rewrite", "asked")
