@@ -178,7 +178,7 @@ KEEP_TWO_RATE = 0.0
 MARKED_WHOLES = False
 # The share of pseudo-concept rewrites that ask for two pseudo-concepts in one request (`_two_pseudo_rewrite_turn`). A
 # hard item asks two things in one instruction; the shipped reprompter never recalls both, run28's descendants do in
-# 4-14% of hard items and then pass 33-53% of them (`benchmarks/reprompt_recalls.py`), and pre-training's
+# 4-14% of hard items and then pass 33-56% of them (`benchmarks/reprompt_recalls.py`), and pre-training's
 # recall-then-edit rewrites only ever asked for one name. Run 31: it does not carry to real concepts (RESULTS, runs 30
 # and 31). Drawn only when not 0, so that corpora without it keep their examples.
 TWO_PSEUDO_RATE = 0.0
