@@ -54,7 +54,8 @@ The tasks, each a generator of `Example`s:
   ask together, and check both and what both keep. In corpus run30 (run 30, not shipped), the concepts checked as a whole
   (objects built from shapes, counts, "alone") get marks too (`concept_marks`'s `wholes`). In corpus run31, some
   pseudo-concept rewrites ask for two pseudo-concepts in one request, among noise ("... . use : red version two five
-  one for the ring the version nine one four"): the think recalls both meanings, the edit shows both.
+  one for the ring the version nine one four"): the think recalls both meanings, the edit shows both. Corpus run32 (not yet trained) is run28 with two names in
+  half the two-image and knowledge concept questions.
 
 Which of these a corpus holds, and how often, is its version (`CORPUS_VERSIONS`, `seer pretrain --corpus`).
 
@@ -189,7 +190,8 @@ SEER_TASK_WORDS = ("instruction", "better", "than", "compare", "match", "prompt"
 # constraints, layouts and counts 3 in 7 of them, and given thinks. run23 adds pseudo-concepts to run21: the shipped
 # model's first stage (run 25). run27 adds names among noise to run23: its second stage. run28 adds two names among
 # noise to run27; run29 keep checks to run27; run29b keep checks of one or two concepts to run28; run29c more of them;
-# run30 marks for every concept to run29b; run31 two pseudo-concepts per request to run27.
+# run30 marks for every concept to run29b; run31 two pseudo-concepts per request to run27; run32 is run28 with two
+# names in half the concept questions instead of a fifth (not yet trained).
 _RUN19: dict[str, object] = {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0,
                              "PSEUDO_CONCEPT_RATE": 0.0, "NOISY_NAME_RATE": 0.0, "TWO_NAMES_RATE": 0.0,
                              "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0, "MARKED_WHOLES": False,
@@ -209,6 +211,7 @@ CORPUS_VERSIONS: dict[str, dict[str, object]] = {
     "run29c": {**_RUN28, "KEEP_CHECK_RATE": 0.5, "KEEP_TWO_RATE": 0.5},
     "run30": {**_RUN28, "KEEP_CHECK_RATE": 0.3, "KEEP_TWO_RATE": 0.5, "MARKED_WHOLES": True},
     "run31": {**_RUN27, "TWO_PSEUDO_RATE": 0.4},
+    "run32": {**_RUN27, "TWO_NAMES_RATE": 0.5},
 }
 
 
