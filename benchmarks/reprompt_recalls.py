@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
     args = parser.parse_args()
     figures = {"date": datetime.date.today().isoformat(), "runs": {}}
-    print("| run | system | difficulty | n | recalls every asked | stray recall | pass: every asked / otherwise / stray |")
+    print("| run | system | difficulty | n | recalls every asked | stray recall "
+          "| pass: every asked / otherwise / stray |")
     print("|---|---|---|---|---|---|---|")
     for run in args.runs:
         figures["runs"][run] = profile_run(Path(run))

@@ -298,9 +298,11 @@ def pseudo_name(text):
 def pseudo_names_in(text):
     """(name, " for the <shape>" or "") of every pseudo-concept a request names, in text order; a name's tail is the
     first " for the <shape>" after it and before the next name (noise may stand between them)."""
-    found = sorted((m.start(), m.end(), n) for n in PSEUDO_NAMES for m in re.finditer(rf"(?<![a-z]){n}(?![a-z])", text))
+    found = sorted((m.start(), m.end(), n) for n in PSEUDO_NAMES
+                   for m in re.finditer(rf"(?<![a-z]){n}(?![a-z])", text))  # fmt: skip
     ends = [start for start, _, _ in found[1:]] + [len(text)]
-    return [(n, (m[0] if (m := re.search(r" for the \w+", text[end:stop])) else "")) for (_, end, n), stop in zip(found, ends)]
+    tails = [re.search(r" for the \w+", text[end:stop]) for (_, end, _), stop in zip(found, ends)]
+    return [(n, tail[0] if tail else "") for (_, _, n), tail in zip(found, tails)]
 
 
 def document_turns(example):

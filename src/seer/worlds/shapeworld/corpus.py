@@ -26,36 +26,36 @@ The tasks, each a generator of `Example`s:
   ("does the first image match the prompt beside the second image ? prompt : <prompt>"), as SEER's questions do.
   Each question is about one image; none compares them.
 - ``rewrite``: "rewrite the prompt : <literal>" -> the prompt copied in its own order in the answer format; some
-  rewrites change one attribute at random, which keeps sampling entropy for RL to explore. Their think only counts
-  the shapes: a think that recalls a concept is always followed by an edit that uses it. Half the rewrites carry a
+  rewrites change one attribute at random, which keeps sampling entropy for RL to explore. Their think only counts the
+  shapes: a think that recalls a concept is always followed by an edit that uses it. Half the rewrites carry a
   *literal* constraint ("rewrite the prompt : <literal> . use : white, pink and green"), restated in the think block
   and applied by the world's gold editor: the instruction-following habit of an instruction-tuned base model, with
-  constraints the generator already understands (random colour sets and built objects, the layouts and counts of
-  `id` concepts; an `ood` concept's only with `LITERAL_OOD_RULES`, and then never by name). Which literal constraint
-  a *concept* asks for is what the model only knows through understanding, and what RLMT teaches it to use
+  constraints the generator already understands (random colour sets and built objects, the layouts and counts of `id`
+  concepts; an `ood` concept's only with `LITERAL_OOD_RULES`, and then never by name). Which literal constraint a
+  *concept* asks for is what the model only knows through understanding, and what RLMT teaches it to use
   (`concepts.random_literal_concept`). When the literal constraint is an `id` concept's meaning, the think names the
   concept ("icy means white, cyan and blue"), as a reprompter's recall would, before the edit. Some carry two
   constraints of different kinds (" . use : C1 . use : C2"), as a hard item asks two things: the think recalls or
-  restates both, and the edit meets both. Some documents define a made-up name first ("what does version seven
-  mean?" -> "version seven means white, pink and green") and then ask for it by name ("... . use : version seven"):
-  the think restates the meaning, then the edit follows it (or the definition before it). In corpus run21, some end
-  with a rewrite asking for a name nothing defines, after a think the model is given (read, not trained on): the
-  edit must follow the think. In corpus run23, *pseudo-concepts* ("version two five one") have one meaning in the whole
-  corpus, taught by knowledge questions; rewrites ask for most of them by name, and the think recalls the meaning
-  from memory, as a reprompter must recall a concept (the rest are held out, known from knowledge questions only).
-  In corpus run27, some concept questions (one image, two images, knowledge) and pseudo-concept rewrites name the
-  concept among random words ("does the first image match this ? red the icy makes"), so that recall finds a
-  name wherever it stands, as it must in an instruction; the random words are no instruction. In corpus run28, some
-  two-image and knowledge questions name two concepts among noise, as a hard item asks two things: the answer
-  recalls (and checks) both. In corpus run29, some concept questions quote a prompt and ask whether the image matches the
-  concept as an edit of it ("does the first image match this ? icy . prompt : <prompt>"): after the concept's check,
-  the think checks what the concept keeps of the prompt (`keep_checks`), and the verdict needs both. A concept named
-  among noise before a quoted prompt always asks that. In corpus run29b, half of them name two concepts a hard item could
-  ask together, and check both and what both keep. In corpus run30 (run 30, not shipped), the concepts checked as a whole
-  (objects built from shapes, counts, "alone") get marks too (`concept_marks`'s `wholes`). In corpus run31, some
-  pseudo-concept rewrites ask for two pseudo-concepts in one request, among noise ("... . use : red version two five
-  one for the ring the version nine one four"): the think recalls both meanings, the edit shows both. Corpus run32 (not yet trained) is run28 with two names in
-  half the two-image and knowledge concept questions.
+  restates both, and the edit meets both. Some documents define a made-up name first ("what does version seven mean?"
+  -> "version seven means white, pink and green") and then ask for it by name ("... . use : version seven"): the think
+  restates the meaning, then the edit follows it (or the definition before it). In corpus run21, some end with a
+  rewrite asking for a name nothing defines, after a think the model is given (read, not trained on): the edit must
+  follow the think. In corpus run23, *pseudo-concepts* ("version two five one") have one meaning in the whole corpus,
+  taught by knowledge questions; rewrites ask for most of them by name, and the think recalls the meaning from memory,
+  as a reprompter must recall a concept (the rest are held out, known from knowledge questions only). In corpus run27,
+  some concept questions (one image, two images, knowledge) and pseudo-concept rewrites name the concept among random
+  words ("does the first image match this ? red the icy makes"), so that recall finds a name wherever it stands, as it
+  must in an instruction; the random words are no instruction. In corpus run28, some two-image and knowledge questions
+  name two concepts among noise, as a hard item asks two things: the answer recalls (and checks) both. In corpus run29,
+  some concept questions quote a prompt and ask whether the image matches the concept as an edit of it ("does the first
+  image match this ? icy . prompt : <prompt>"): after the concept's check, the think checks what the concept keeps of
+  the prompt (`keep_checks`), and the verdict needs both. A concept named among noise before a quoted prompt always
+  asks that. In corpus run29b, half of them name two concepts a hard item could ask together, and check both and what
+  both keep. In corpus run30 (run 30, not shipped), the concepts checked as a whole (objects built from shapes, counts,
+  "alone") get marks too (`concept_marks`'s `wholes`). In corpus run31, some pseudo-concept rewrites ask for two
+  pseudo-concepts in one request, among noise ("... . use : red version two five one for the ring the version nine one
+  four"): the think recalls both meanings, the edit shows both. Corpus run32 (not yet trained) is run28 with two names
+  in half the two-image and knowledge concept questions.
 
 Which of these a corpus holds, and how often, is its version (`CORPUS_VERSIONS`, `seer pretrain --corpus`).
 
@@ -439,11 +439,16 @@ def _two_named(rng: random.Random) -> bool:
 SINGLE_CONCEPTS = tuple(c for c in LEXICON if c.category != "compound")  # a compound is already two asks
 
 
+def _together(a: Concept, b: Concept) -> bool:
+    """Whether a hard item could ask both: other categories, compatible edits (`items.compatible`)."""
+    return a.category != b.category and compatible(a, b)
+
+
 def _concept_pair(rng: random.Random) -> list[Concept]:
-    """Two concepts a hard item could ask together: other categories, compatible edits (`items.compatible`)."""
+    """Two concepts a hard item could ask together (`_together`)."""
     while True:
         a, b = rng.sample(SINGLE_CONCEPTS, 2)
-        if a.category != b.category and compatible(a, b):
+        if _together(a, b):
             return [a, b]
 
 
@@ -698,7 +703,7 @@ def _constraint_concepts(named: bool, two: bool, rng: random.Random) -> list[Con
     first = _constraint_concept(named, rng)
     while two:
         second = _constraint_concept(named, rng)
-        if second.category not in (first.category, "compound") and compatible(first, second):
+        if second.category != "compound" and _together(first, second):
             return [first, second]
     return [first]
 
@@ -828,13 +833,10 @@ def _pseudo_rewrite_turn(rng: random.Random) -> tuple[str, str]:
 
 @functools.cache
 def _pseudo_pairs() -> tuple[tuple[str, str], ...]:
-    """Pairs of trained pseudo-concept names that one prompt can show together (other categories, compatible edits,
-    as a hard item's two concepts)."""
+    """Pairs of trained pseudo-concept names a hard item could ask together (`_together`)."""
     names = PSEUDO_NAMES[:-PSEUDO_HELD_OUT]
-    return tuple(
-        (a, b) for i, a in enumerate(names) for b in names[i + 1 :]
-        if PSEUDO_CONCEPTS[a].category != PSEUDO_CONCEPTS[b].category and compatible(PSEUDO_CONCEPTS[a], PSEUDO_CONCEPTS[b])
-    )  # fmt: skip
+    return tuple((a, b) for i, a in enumerate(names) for b in names[i + 1 :]
+                 if _together(PSEUDO_CONCEPTS[a], PSEUDO_CONCEPTS[b]))  # fmt: skip
 
 
 def _two_pseudo_rewrite_turn(rng: random.Random) -> tuple[str, str]:
