@@ -1,6 +1,7 @@
 """The pre-training corpus: answers are true of their images, no SEER task leaks in, every word is in the vocab."""
 
 import collections
+import math
 import random
 import re
 
@@ -49,6 +50,12 @@ def examples(request):
     rng = random.Random(0)
     yield [sample_example(task, rng) for task in sample_tasks(1500, rng)]
     use_corpus("run19")
+
+
+def share_is(count: int, total: int, rate: float) -> bool:
+    """Whether `count` of `total` draws is the share `rate` within 3 standard errors of a binomial share (a corpus
+    version's rates hold in expectation; the fixture's 1,500 examples are one sample of it)."""
+    return abs(count / total - rate) <= 3 * math.sqrt(rate * (1 - rate) / total)
 
 
 def texts_of(example):
@@ -267,8 +274,10 @@ def test_two_image_questions_are_about_the_image_they_name(examples):
         checked += 1
     assert checked > 50 and concepts > 20 and beside > 10
     # A quoted prompt is context only: a "No" image may differ from its prompt, and a "Yes" image too, so whether
-    # the image is its prompt redrawn does not give the answer away.
-    assert min(quoted_cases["No", False], quoted_cases["No", True], quoted_cases["Yes", False]) >= 2, quoted_cases
+    # the image is its prompt redrawn does not give the answer away. Where keep questions exist they take most quoted
+    # questions (the frame's meaning there), leaving a few of each case in 1,500 examples.
+    least = 1 if corpus.KEEP_CHECK_RATE > 0 else 2
+    assert min(quoted_cases["No", False], quoted_cases["No", True], quoted_cases["Yes", False]) >= least, quoted_cases
 
 
 def test_concept_answers_recall_the_definition_then_use_it(examples):
@@ -411,7 +420,7 @@ def test_given_thinks_are_the_last_turns_think_and_name_only_undefined_aliases(e
         assert "<answer>" not in example.given and example.target[len(example.given) :].startswith(" <answer> ")
         asked = example.prompt.split(" . use : ")[1:]
         assert asked and all(ALIAS.match(a) for a in asked)
-    assert len(given) / len(rewrites) == pytest.approx(corpus.GIVEN_THINK_RATE, abs=0.08)
+    assert share_is(len(given), len(rewrites), corpus.GIVEN_THINK_RATE), (len(given), len(rewrites))
     assert corpus.GIVEN_THINK_RATE or not given
     # The pattern that finds defined names matches how they are defined (else "undefined" would hold vacuously).
     assert ALIAS_DEFINITION.fullmatch(ALIAS_QUESTION.format(name="version seven"))
@@ -478,6 +487,17 @@ def test_two_pseudo_concepts_in_one_request_are_recalled_in_order_and_both_drawn
     assert (two > 0) == (corpus.TWO_PSEUDO_RATE > 0)
     if two:
         assert two / (one + two) == pytest.approx(corpus.TWO_PSEUDO_RATE, abs=0.12), (one, two)  # ~3 standard errors
+
+
+def test_run33_changes_from_run27_what_run30_and_run31_change():
+    """Corpus run33 (for a pre-training from scratch) is run30 and run31 together: each setting it changes from run27,
+    the shipped model's second stage, is one that run30 or run31 changes, to the same value."""
+
+    def changed(version: str) -> dict[str, object]:
+        return {k: v for k, v in CORPUS_VERSIONS[version].items() if CORPUS_VERSIONS["run27"][k] != v}
+
+    assert changed("run33") == {**changed("run30"), **changed("run31")}
+    assert changed("run30") and changed("run31") and not set(changed("run30")) & set(changed("run31"))
 
 
 def test_pseudo_names_in_finds_each_name_and_its_own_shape():
@@ -694,7 +714,7 @@ def test_keep_questions_check_the_concept_then_what_it_keeps_of_the_prompt(examp
         assert not cases
     else:  # images that show the concepts and lose the prompt (the keep check decides), and all the others
         assert min(cases["Yes", True], cases["No", True], cases["No", False]) >= 5, cases
-        assert named[2] / (named[1] + named[2]) == pytest.approx(corpus.KEEP_TWO_RATE, abs=0.12)
+        assert share_is(named[2], named[1] + named[2], corpus.KEEP_TWO_RATE), named
 
 
 def test_names_among_noise_are_a_share_of_concept_questions_only_in_their_corpus(examples):

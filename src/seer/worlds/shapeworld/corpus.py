@@ -154,31 +154,31 @@ GIVEN_THINK_RATE = 0.0
 PSEUDO_CONCEPT_RATE = 0.0
 # The share of concept questions (both image tasks and knowledge) and of pseudo-concept rewrites whose name stands among
 # random words (`name_among_noise`). SEER's instructions name a concept inside words pre-training never uses it with
-# ("give the scene an icy look"); with the name only ever in a few fixed frames, the shipped model's judge recalled the
+# ("give the scene an icy look"); with the name only ever in a few fixed frames, run 25's judge recalled the
 # wrong concept in about half of its errors (icy -> ocean, "make it night" -> fiery night; RESULTS, run 27).
 NOISY_NAME_RATE = 0.0
 NOISE_WORDS_MAX = 4  # random words on each side of the name, at most
 # The share of two-image concept questions and of concept knowledge questions that name two concepts among noise
 # ("does the first image match this ? red icy the double makes"), answered by recalling and checking both, the verdict
-# their AND. A hard item asks two things; the shipped judge checked only one of them in 5 of its 16 greedy errors
+# their AND. A hard item asks two things; run 27's judge checked only one of them in 5 of its 16 greedy errors
 # (RESULTS, run 28). Drawn before the one-name questions, so that corpora without it keep their examples.
 TWO_NAMES_RATE = 0.0
 # The share of concept questions (one image and two) that quote a prompt and ask whether the image matches the concept
 # as an edit of it ("does the first image match this ? icy . prompt : P"): after the concept's marks the think checks
 # what the concept leaves of the prompt (`keep_checks`: "keep : a small cross at the left : a small square No"), and
-# the verdict needs both. Half of the evaluator's hallucination pairs fail only that keep, and the shipped judge never
+# the verdict needs both. Half of the evaluator's hallucination pairs fail only that keep, and run 27's judge never
 # checks it (RESULTS, run 28). Drawn only when not 0, so that corpora without it keep their examples.
 KEEP_CHECK_RATE = 0.0
 # The share of keep questions that name two concepts a hard item could ask together, among noise, and check what both
 # keep: half the evaluator's items are hard, and a keep check that knows one of their two concepts fails their gold
-# images (run 29: hard instruction pairs 0.67-0.74, against the shipped model's 0.83-0.85).
+# images (run 29: hard instruction pairs 0.67-0.74, against run 27's 0.83-0.85).
 KEEP_TWO_RATE = 0.0
 # Whether concepts checked as a whole (objects built from shapes, counts, "alone") get marks too (`concept_marks`'s
-# `wholes`): the shipped judge recalls "a pair means two identical shapes side by side in one row" and checks nothing
+# `wholes`): run 27's judge recalls "a pair means two identical shapes side by side in one row" and checks nothing
 # (RESULTS, run 29).
 MARKED_WHOLES = False
 # The share of pseudo-concept rewrites that ask for two pseudo-concepts in one request (`_two_pseudo_rewrite_turn`). A
-# hard item asks two things in one instruction; the shipped reprompter never recalls both, run28's descendants do in
+# hard item asks two things in one instruction; run 27's reprompter never recalls both, run28's descendants do in
 # 4-14% of hard items and then pass 33-56% of them (`benchmarks/reprompt_recalls.py`), and pre-training's
 # recall-then-edit rewrites only ever asked for one name. Run 31: it does not carry to real concepts (RESULTS, runs 30
 # and 31). Drawn only when not 0, so that corpora without it keep their examples.
@@ -187,11 +187,12 @@ TWO_PSEUDO_RATE = 0.0
 SEER_TASK_WORDS = ("instruction", "better", "than", "compare", "match", "prompt", "use", "rewrite", "asked")
 # Each pre-training's corpus by name (`seer pretrain --corpus`), each version its predecessor plus what it adds. run19
 # is run 19's (the module's values above); run21 adds run 20's findings: the `ood` layouts and counts as literal
-# constraints, layouts and counts 3 in 7 of them, and given thinks. run23 adds pseudo-concepts to run21: the shipped
-# model's first stage (run 25). run27 adds names among noise to run23: its second stage. run28 adds two names among
-# noise to run27; run29 keep checks to run27; run29b keep checks of one or two concepts to run28; run29c more of them;
-# run30 marks for every concept to run29b; run31 two pseudo-concepts per request to run27; run32 is run28 with two
-# names in half the concept questions instead of a fifth (not yet trained).
+# constraints, layouts and counts 3 in 7 of them, and given thinks. run23 adds pseudo-concepts to run21 (run 25).
+# run27 adds names among noise to run23 (run 27: run 25 continued). run28 adds two names among noise to run27; run29
+# keep checks to run27; run29b keep checks of one or two concepts to run28; run29c more of them; run30 marks for every
+# concept to run29b; run31 two pseudo-concepts per request to run27; run32 is run28 with two names in half the concept
+# questions instead of a fifth (not yet trained); run33 is run30 and run31 together, pre-trained from scratch: the
+# shipped model (run 33; continuations on runs 28-31 had not carried to SEER's instructions).
 _RUN19: dict[str, object] = {"LITERAL_OOD_RULES": False, "LITERAL_STRUCTURAL_WEIGHT": 1, "GIVEN_THINK_RATE": 0.0,
                              "PSEUDO_CONCEPT_RATE": 0.0, "NOISY_NAME_RATE": 0.0, "TWO_NAMES_RATE": 0.0,
                              "KEEP_CHECK_RATE": 0.0, "KEEP_TWO_RATE": 0.0, "MARKED_WHOLES": False,
@@ -212,6 +213,7 @@ CORPUS_VERSIONS: dict[str, dict[str, object]] = {
     "run30": {**_RUN28, "KEEP_CHECK_RATE": 0.3, "KEEP_TWO_RATE": 0.5, "MARKED_WHOLES": True},
     "run31": {**_RUN27, "TWO_PSEUDO_RATE": 0.4},
     "run32": {**_RUN27, "TWO_NAMES_RATE": 0.5},
+    "run33": {**_RUN28, "KEEP_CHECK_RATE": 0.3, "KEEP_TWO_RATE": 0.5, "MARKED_WHOLES": True, "TWO_PSEUDO_RATE": 0.4},
 }
 
 
