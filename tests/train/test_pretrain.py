@@ -282,18 +282,3 @@ def test_ddp_on_two_cpu_processes_resumes_bit_identical(tmp_path):
     run("--output_dir", str(tmp_path / "cut"), "--resume")
     reference, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
-
-
-def test_the_shipped_models_second_stage_recipe_is_its_first_continued_on_run27():
-    """recipes/pretrain/shapeworld-tiny-run27.yaml (the shipped model's second stage) changes only what a continued
-    pre-training on corpus run27 needs; the rest is the first stage's recipe, so the two cannot drift apart."""
-    from seer.config import parse
-    from seer.worlds.shapeworld.corpus import CORPUS_VERSIONS
-
-    recipes = Path(__file__).resolve().parents[2] / "recipes" / "pretrain"
-    (first,) = parse(["--config", str(recipes / "shapeworld-tiny.yaml"), "--output_dir", "o"], (PretrainArgs,))
-    (second,) = parse(["--config", str(recipes / "shapeworld-tiny-run27.yaml"), "--output_dir", "o"], (PretrainArgs,))
-    changed = {k for k, v in vars(second).items() if vars(first)[k] != v}
-    assert changed == {"corpus", "vq_steps", "lm_steps", "lr", "min_lr_ratio", "eval_samples", "time_limit_minutes"}
-    assert second.corpus == "run27" in CORPUS_VERSIONS and second.vq_steps == 0 and second.lr < first.lr
-    assert CORPUS_VERSIONS["run27"] == {**CORPUS_VERSIONS[first.corpus], "NOISY_NAME_RATE": 0.3}

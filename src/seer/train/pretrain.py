@@ -101,8 +101,8 @@ class PretrainArgs:
     model_shape: str = field(default="shapeworld-tiny", metadata={"help": "Model shape (seer.models.janus.SHAPES)."})
     corpus: str = field(
         default="run23",
-        metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run23 and run27: the shipped model's two "
-                          "stages; others: other runs' in benchmarks/RESULTS.md)."},
+        metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run33: the shipped model's; others: other runs' "
+                          "in benchmarks/RESULTS.md)."},
     )
     init_from: str | None = field(
         default=None,

@@ -21,7 +21,7 @@ holds the most of them) and `Symmetric` (every object against what its mirror ce
 Objects built from shapes, counts and "alone" keep the plain recall: `concept_marks` returns no marks for them, unless
 asked for `wholes` (corpus run30): then `Composite` marks each part against the cell it would take (where the stack
 matches best), `Multiply` the count of the kind of shape that comes nearest (and "side by side" for a pair), `Solo`
-the shape count, then the one shape's size and cell. The shipped judge's greedy errors include answers that recall
+the shape count, then the one shape's size and cell. Run 27's judge's greedy errors include answers that recall
 "a pair means two identical shapes side by side in one row" and check nothing (RESULTS, run 29).
 """
 

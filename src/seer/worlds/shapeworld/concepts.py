@@ -651,7 +651,7 @@ def random_literal_concept(rng: random.Random, ood_rules: bool = False, structur
     `ood_rules`, never the rule of an `ood` concept, so an out-of-distribution concept's literal meaning is only
     ever met in its definition, never as something to draw. With it, the `ood` concepts' layouts and counts too
     ("three of the same shape and colour"): a literal skill, as a real base model's is general; the concept's
-    name still only ever appears in understanding data (run 20's probe: the shipped model, given the literal
+    name still only ever appears in understanding data (run 20's probe: run 19's model, given the literal
     meaning, got none of 10 simple OOD quantity and composition items right). `structural_weight` is how many times
     more often than each colour kind a layout or count is drawn: at 1 they are 1 draw in 5, the hardest edits
     (hard items move and count shapes) as rare as a background colour."""
