@@ -412,7 +412,7 @@ def test_aliases_are_defined_before_use_and_mean_different_things(examples):
 def test_given_thinks_are_the_last_turns_think_and_name_only_undefined_aliases(examples):
     """A given think (read, not trained on) is exactly the last turn's think block, in a rewrite that asks only for
     made-up names no turn defines (`rewrite_texts` checks that; the edit meets their meanings, see
-    test_constrained_rewrites...); a `GIVEN_THINK_RATE` share of rewrite documents, none in the shipped corpus."""
+    test_constrained_rewrites...); a `GIVEN_THINK_RATE` share of rewrite documents, none in corpora before run21."""
     rewrites = [e for e in examples if e.task == "rewrite"]
     given = [e for e in rewrites if e.given]
     for example in given:
@@ -491,7 +491,7 @@ def test_two_pseudo_concepts_in_one_request_are_recalled_in_order_and_both_drawn
 
 def test_run33_changes_from_run27_what_run30_and_run31_change():
     """Corpus run33 (for a pre-training from scratch) is run30 and run31 together: each setting it changes from run27,
-    the shipped model's second stage, is one that run30 or run31 changes, to the same value."""
+    run 27's corpus, is one that run30 or run31 changes, to the same value."""
 
     def changed(version: str) -> dict[str, object]:
         return {k: v for k, v in CORPUS_VERSIONS[version].items() if CORPUS_VERSIONS["run27"][k] != v}
