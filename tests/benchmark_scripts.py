@@ -2,6 +2,7 @@
 scripts, not a package)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -11,5 +12,6 @@ def load_benchmark(name: str):
     """The module of benchmarks/<name>.py."""
     spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # registered before it runs, as dataclasses look their module up there
     spec.loader.exec_module(module)
     return module

@@ -67,6 +67,11 @@ def _record_text(record: dict[str, Any], scene: Scene) -> str:
     return obj if record["min"] == 1 else f"{NUMBER_WORDS[record['min']]} times {obj}"
 
 
+def record_mark(record: dict[str, Any], scene: Scene) -> Mark:
+    """One keep record of a spec checked on `scene`: (the checklist part, whether the scene keeps it)."""
+    return _record_text(record, scene), violation(scene, record) is None
+
+
 def _listed_rank(record: dict[str, Any], listed: Sequence[Obj]) -> int:
     """Where a record's object comes in the prompt's text (objects first, in that order; then the background, the
     kinds allowed, the count)."""
@@ -83,4 +88,4 @@ def keep_marks(scene: Scene, prompt: Scene, subject: Obj | None, concepts: Seque
     records = build_spec(prompt, subject, concepts)["keep"]
     order = list(prompt.objects) if listed is None else list(listed)
     records = sorted(records, key=lambda r: _listed_rank(r, order))  # stable: identical objects stay together
-    return [(_record_text(r, scene), violation(scene, r) is None) for r in records]
+    return [record_mark(r, scene) for r in records]

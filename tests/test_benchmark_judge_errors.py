@@ -1,0 +1,69 @@
+"""benchmarks/judge_errors.py: the oracle's checklist for an instruction question, and the first step where an
+answer's checklist differs from it."""
+
+import pytest
+from benchmark_scripts import load_benchmark
+
+from seer.data.vie import VIEItem
+from seer.worlds.shapeworld.concepts import get_concept
+from seer.worlds.shapeworld.grammar import parse
+from seer.worlds.shapeworld.items import build_spec
+
+PROMPT = "a large red circle at the center on a white background"
+ICY_SCENE = "a large blue circle at the center on a white background"
+# Written by hand in the corpus's checklist form (decoded spacing): icy frees every colour, so the keep check
+# compares the circle's size and shape in its cell, and the shape count.
+RIGHT = (
+    f"<think> the first image shows {ICY_SCENE} . icy means white , cyan and blue . the background white Yes , "
+    "the blue circle Yes . keep : a large circle at the center : a large circle Yes , one shape Yes </think> "
+    "<answer> Yes </answer>"
+)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark("judge_errors")
+
+
+@pytest.fixture(scope="module")
+def item():
+    spec = build_spec(parse(PROMPT), None, [get_concept("icy")])
+    return VIEItem("t-0", "palette", "simple", "id", PROMPT, "make it icy", spec=spec, concepts=["icy"])
+
+
+def test_the_oracles_checklist_is_the_hand_written_one_and_passes_only_when_every_mark_holds(bench, item):
+    icy = bench.Checklist.of(parse(ICY_SCENE), item, wholes=True)
+    assert icy.caption == ICY_SCENE
+    assert icy.definitions == ("icy means white , cyan and blue",)
+    assert icy.concepts == "icy means white , cyan and blue . the background white Yes , the blue circle Yes"
+    assert icy.keep == "a large circle at the center : a large circle Yes , one shape Yes"
+    assert icy.passed
+    assert not bench.Checklist.of(parse(PROMPT), item, wholes=True).passed  # a red circle is not icy
+    moved = bench.Checklist.of(parse("a large blue circle at the left on a white background"), item, wholes=True)
+    assert moved.keep == "a large circle at the center : nothing No , one shape Yes" and not moved.passed
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "step"),
+    [
+        ("", "", "right"),
+        ("a large circle at the center : a large circle Yes , one shape Yes",
+         "one shape Yes , a large circle at the center : a large circle Yes", "right"),  # order does not count
+        (f"shows {ICY_SCENE}", "shows a large cyan circle at the center on a white background", "caption"),
+        ("icy means white , cyan and blue . ", "", "recall"),
+        ("icy means white , cyan and blue", "ocean means blue , cyan and green", "recall"),
+        ("the blue circle Yes", "the blue circle No", "concept"),
+        ("the background white Yes , ", "", "concept"),
+        (" , one shape Yes", "", "keep list"),
+        ("one shape Yes", "a white background Yes , one shape Yes", "keep list"),
+        ("one shape Yes", "one shape No", "keep marks"),
+    ],
+)  # fmt: skip
+def test_first_error_names_the_first_step_that_differs(bench, item, old, new, step):
+    answer = RIGHT.replace(old, new) if old else RIGHT
+    assert old == "" or answer != RIGHT
+    assert bench.first_error(answer, bench.Checklist.of(parse(ICY_SCENE), item, wholes=True)) == step
+
+
+def test_an_image_the_oracle_cannot_read_is_its_own_step(bench):
+    assert bench.first_error(RIGHT, None) == "unreadable"
