@@ -212,7 +212,9 @@ def test_two_step_run_trains_the_reprompter_and_leaves_base_and_evaluator_bit_id
     out = tmp_path / "run"
     umm = fitted()
     before = base_weights(umm)
-    args = RLMTArgs(**SMALL_RUN, evaluator=str(rlvr), max_steps=2, save_steps=1, output_dir=str(out))
+    args = RLMTArgs(
+        **SMALL_RUN, evaluator=str(rlvr), init_from="evaluator", max_steps=2, save_steps=1, output_dir=str(out)
+    )
     assert run(args, umm, "small") == 0
 
     assert same(base_weights(umm), before)

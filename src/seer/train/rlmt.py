@@ -33,7 +33,8 @@ Algorithm (TRL's GRPOTrainer does the optimisation; the choices below are ours o
   image): not SEER, a diagnostic of what RLMT can reach with a perfect judge on the same budget.
 - KL (k3) to the adapter-free base model with weight ``beta`` (SEER's frozen reference), as in RLVR; the policy
   starts from the evaluator adapter (``init_from: evaluator``, as the paper initialises from the RLVR model) or from
-  a fresh adapter (``base``).
+  a fresh adapter (``base``, the embedded default: with the evaluator's start the reprompter inherits what RLVR cost
+  understanding, and lost 2 points of yes/no VQA at 1 of 3 seeds; benchmarks/RESULTS.md).
 - Reward health (`rl.health`): zero-variance groups are logged; all-zero or non-finite rewards for
   ``max_bad_reward_steps`` steps stop the run with a message and exit status 1; constant rewards (every group
   without variance) for as long warn, or stop with ``constant_reward_action: stop``.
@@ -138,7 +139,7 @@ class RLMTArgs:
     judge_batch_size: int = field(default=64, metadata={"help": "Pairs per evaluator generation call."})
     # The policy
     init_from: Literal["evaluator", "base"] = field(
-        default="evaluator",
+        default="base",
         metadata={"help": "Start the reprompter from the evaluator adapter (paper) or a fresh one (base)."},
     )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank of a fresh reprompter (init_from base)."})
@@ -170,7 +171,7 @@ class RLMTArgs:
         default=None, metadata={"help": "Use at most this many training items (spread over categories)."}
     )
     # GRPO
-    max_steps: int = field(default=40, metadata={"help": "Optimiser steps."})
+    max_steps: int = field(default=80, metadata={"help": "Optimiser steps."})
     prompts_per_step: int = field(default=4, metadata={"help": "Items per optimiser step, over all processes."})
     num_generations: int = field(default=8, metadata={"help": "Reprompts sampled per item (the GRPO group size G)."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimiser step."})

@@ -205,7 +205,7 @@ class RLVRArgs:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimiser step."})
     learning_rate: float = field(default=5e-4, metadata={"help": "AdamW learning rate of the LoRA weights."})
     lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name."})
-    beta: float = field(default=0.2, metadata={"help": "Weight of the KL (k3) to the adapter-free base model."})
+    beta: float = field(default=0.4, metadata={"help": "Weight of the KL (k3) to the adapter-free base model."})
     epsilon: float = field(default=0.2, metadata={"help": "PPO clip range of the importance ratio."})
     loss_type: Literal["grpo", "dapo", "dr_grpo"] = field(
         default="grpo",
