@@ -84,9 +84,9 @@ class Checklist:
 
     @classmethod
     def of(cls, scene: Scene, item: VIEItem, wholes: bool) -> Checklist:
+        concepts = [get_concept(name) for name in item.concepts]
         sentences, marks = [], []
-        for name in item.concepts:
-            concept = get_concept(name)
+        for concept in concepts:
             sentences.append(concept.definition)
             concept_part = concept_marks(scene, concept, wholes)
             if concept_part:
@@ -95,7 +95,7 @@ class Checklist:
         keep = [record_mark(record, scene) for record in (item.spec or {}).get("keep", [])]
         return cls(
             caption=spaced(describe(scene)),
-            definitions=tuple(spaced(get_concept(name).definition) for name in item.concepts),
+            definitions=tuple(spaced(concept.definition) for concept in concepts),
             concepts=spaced(" . ".join(sentences)),
             keep=spaced(marks_text(keep)),
             passed=all(ok for _, ok in marks + keep),
