@@ -1,7 +1,7 @@
 """Where the evaluator's answers to instruction pairs go wrong: the first step of its checklist that differs from the
 oracle's.
 
-    python benchmarks/judge_errors.py runs/NAME [--zero_shot] [--out FILE]
+    python benchmarks/judge_errors.py runs/NAME [--zero_shot] [--pairs train --recall_samples 16] [--out FILE]
 
 The embedded model answers "does the first image match the instruction better than the second image ?" with the
 checklist pre-training taught it (docs/embedded-model.md): it describes the first image, recalls each concept it
@@ -26,7 +26,10 @@ oracle's checklist (parts compared as sets, so their order does not count):
     right       the whole checklist is the oracle's
     unreadable  the oracle cannot read the first image
 
-Reported per split: answers and wrong answers at each step.
+Reported per split: answers and wrong answers at each step. `--pairs train` asks RLVR's own training pairs instead
+(`rlvr/pairs/train-*`), and `--recall_samples N` then samples N answers at RLVR's temperature to each greedy answer
+that misses a recall: how many samples recall every asked concept, and how many answers' samples all give one
+verdict (groups GRPO learns nothing from): what RLVR could reinforce.
 """
 
 from __future__ import annotations
@@ -35,17 +38,21 @@ import argparse
 import collections
 import datetime
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from seer.data.pairs import load_pairs, oracle_view
+from seer.data.pairs import PairSet, QuestionTemplates, load_pairs, oracle_view
 from seer.data.vie import VIEItem, load_vie
 from seer.eval.command import load_model
-from seer.eval.evaluator import judge_pairs
+from seer.eval.evaluator import Judgement, judge_pairs
 from seer.eval.evaluator_suite import load_rlvr_run
+from seer.formats import join_response
 from seer.models.adapters import EVALUATOR
+from seer.models.base import UnifiedModel
+from seer.rl.rewards import extract_verdict
 from seer.worlds.shapeworld.concept_checks import concept_marks, marks_text
 from seer.worlds.shapeworld.concepts import get_concept
 from seer.worlds.shapeworld.grammar import describe
@@ -124,39 +131,99 @@ def first_error(answer: str, expected: Checklist | None) -> str:
     return "keep marks" if parts(keep) != parts(expected.keep) else "right"
 
 
+def pair_source(run: Path, which: str) -> tuple[PairSet, dict[str, VIEItem]]:
+    """The stage-2 pairs `which` ("eval": `seer eval`'s, "train": RLVR's own) of a run folder, and their items."""
+    folder, prefix, items_file = {
+        "eval": (run / "eval-evaluator" / "pairs", "", "eval.jsonl"),
+        "train": (run / "rlvr" / "pairs", "train-", "train.jsonl"),
+    }[which]
+    found = sorted(d for d in folder.iterdir() if d.name.startswith(prefix)) if folder.is_dir() else []
+    if len(found) != 1:
+        raise SystemExit(f"{folder}: expected one {which} pair set, found {len(found)}")
+    return load_pairs(found[0]), {item.id: item for item in load_vie(run / "data" / items_file)}
+
+
+def sampled_recalls(
+    model: UnifiedModel,
+    pair_set: PairSet,
+    missed: list[tuple[Judgement, Checklist]],
+    templates: QuestionTemplates,
+    n: int,
+    temperature: float,
+    max_new_tokens: int,
+) -> dict[str, float]:
+    """For greedy answers that miss a recall (`missed`, each with the oracle's checklist), `n` sampled answers each at
+    `temperature`: how many get past the recall step, and for how many answers the samples' verdicts all agree (a
+    group GRPO learns nothing from)."""
+    past, answers_with, agreeing = 0, 0, 0
+    for k, (judgement, expected) in enumerate(missed):
+        texts = model.generate_text(
+            [templates.text(judgement.pair)] * n, images=[pair_set.images(judgement.pair, judgement.swapped)] * n,
+            max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, seeds=list(range(k * n, (k + 1) * n)),
+            response_prefix=templates.response_prefix,
+        ).texts  # fmt: skip
+        texts = [join_response(templates.response_prefix, text) for text in texts]
+        recalled = sum(first_error(text, expected) not in ("caption", "recall") for text in texts)
+        past += recalled
+        answers_with += recalled > 0
+        agreeing += len({extract_verdict(text) for text in texts}) == 1
+    return {
+        "answers": len(missed),
+        "samples_each": n,
+        "temperature": temperature,
+        "samples_past_recall": past,
+        "answers_with_a_sample_past_recall": answers_with,
+        "answers_whose_samples_all_give_one_verdict": agreeing,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="A `seer run` folder (its rlvr/, data/eval.jsonl and eval-evaluator/pairs/).")
+    parser.add_argument("run", help="A `seer run` folder (its rlvr/, data/ and eval-evaluator/pairs/).")
+    parser.add_argument(
+        "--pairs",
+        choices=("eval", "train"),
+        default="eval",
+        help="The evaluation pairs (`seer eval`'s) or RLVR's own training pairs.",
+    )
+    parser.add_argument("--n_pairs", type=int, default=0, help="Answer this many pairs, drawn seeded (0: all).")
     parser.add_argument("--zero_shot", action="store_true", help="Answer with every adapter off.")
     parser.add_argument(
         "--no_whole_marks",
         action="store_true",
         help="Concepts checked as wholes carry no marks (corpora before run30; the shipped run33 has them).",
     )
+    parser.add_argument(
+        "--recall_samples",
+        type=int,
+        default=0,
+        help="Also sample this many answers to each greedy answer that misses a recall.",
+    )
+    parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (RLVR's).")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None, help="Write the figures as JSON here.")
-    args = parser.parse_args()
+    args = parser.parse_args()  # fmt: skip
     torch.set_num_threads(args.threads)
 
     run = Path(args.run)
     rlvr_args, adapter = load_rlvr_run(str(run / "rlvr"))
     model = load_model(rlvr_args.model, args.device)
     model.load_adapter(EVALUATOR, adapter)
-    pair_dirs = sorted((run / "eval-evaluator" / "pairs").iterdir())
-    if len(pair_dirs) != 1:
-        raise SystemExit(f"{run}/eval-evaluator/pairs: expected one pair set, found {len(pair_dirs)}")
-    pair_set = load_pairs(pair_dirs[0])
-    items = {item.id: item for item in load_vie(run / "data" / "eval.jsonl")}
+    pair_set, items = pair_source(run, args.pairs)
     pairs = pair_set.stage(2)
+    if args.n_pairs:
+        pairs = random.Random(0).sample(pairs, min(args.n_pairs, len(pairs)))
+    templates = rlvr_args.templates()
 
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     oracle_right: list[bool] = []
+    missed = []
     with model.no_adapter() if args.zero_shot else model.use_adapter(EVALUATOR):
         for swapped in (False, True):
             judgements = judge_pairs(
-                model, pair_set, pairs, rlvr_args.templates(), swapped=swapped, batch_size=args.batch_size,
+                model, pair_set, pairs, templates, swapped=swapped, batch_size=args.batch_size,
                 max_new_tokens=rlvr_args.max_completion_length,
             )  # fmt: skip
             for judgement in judgements:
@@ -166,33 +233,41 @@ def main() -> None:
                 if expected is not None:
                     oracle_right.append(("Yes" if expected.passed else "No") == judgement.expected)
                 step = first_error(judgement.completion, expected)
+                if step == "recall":
+                    missed.append((judgement, expected))
                 for split in (pair.split, "all"):
                     counts[split][step] += 1
                     counts[split][f"{step} (wrong)"] += not judgement.correct
                     counts[split]["answers"] += 1
                     counts[split]["wrong"] += not judgement.correct
+        if args.recall_samples:
+            samples = sampled_recalls(
+                model, pair_set, missed, templates, args.recall_samples, args.temperature,
+                rlvr_args.max_completion_length,
+            )  # fmt: skip
 
     report = {
         "date": datetime.date.today().isoformat(),
         "run": str(run),
+        "pairs": args.pairs,
         "mode": "zero_shot" if args.zero_shot else "trained",
         "oracle_checklist_agrees_with_labels": round(sum(oracle_right) / max(1, len(oracle_right)), 4),
         "counts": {split: dict(sorted(c.items())) for split, c in sorted(counts.items())},
+        **({"recall_samples": samples} if args.recall_samples else {}),
     }
     print(
-        f"{run} ({report['mode']}); the oracle's checklist agrees with the pair labels on "
+        f"{run} ({args.pairs} pairs, {report['mode']}); the oracle's checklist agrees with the pair labels on "
         f"{report['oracle_checklist_agrees_with_labels']:.3f} of the readable answers"
     )
-    print("| first step that differs | " + " | ".join(f"{s}: answers (wrong)" for s in ("id", "ood", "all")) + " |")
-    print("|---|---|---|---|")
+    splits = [s for s in ("id", "ood") if s in counts] + ["all"]
+    print("| first step that differs | " + " | ".join(f"{s}: answers (wrong)" for s in splits) + " |")
+    print("|---" * (len(splits) + 1) + "|")
     for step in STEPS:
-        cells = [f"{counts[s][step]} ({counts[s][step + ' (wrong)']})" for s in ("id", "ood", "all")]
+        cells = [f"{counts[s][step]} ({counts[s][step + ' (wrong)']})" for s in splits]
         print(f"| {step} | " + " | ".join(cells) + " |")
-    print(
-        "| **all** | "
-        + " | ".join(f"{counts[s]['answers']} ({counts[s]['wrong']})" for s in ("id", "ood", "all"))
-        + " |"
-    )
+    print("| **all** | " + " | ".join(f"{counts[s]['answers']} ({counts[s]['wrong']})" for s in splits) + " |")
+    if args.recall_samples:
+        print("samples for the greedy answers that miss a recall: " + json.dumps(samples))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

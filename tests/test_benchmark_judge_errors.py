@@ -1,10 +1,14 @@
 """benchmarks/judge_errors.py: the oracle's checklist for an instruction question, and the first step where an
 answer's checklist differs from it."""
 
+from types import SimpleNamespace
+
 import pytest
 from benchmark_scripts import load_benchmark
 
+from seer.data.pairs import Pair, QuestionTemplates
 from seer.data.vie import VIEItem
+from seer.eval.evaluator import Judgement
 from seer.worlds.shapeworld.concepts import get_concept
 from seer.worlds.shapeworld.grammar import parse
 from seer.worlds.shapeworld.items import build_spec
@@ -67,3 +71,20 @@ def test_first_error_names_the_first_step_that_differs(bench, item, old, new, st
 
 def test_an_image_the_oracle_cannot_read_is_its_own_step(bench):
     assert bench.first_error(RIGHT, None) == "unreadable"
+
+
+def test_sampled_recalls_counts_samples_past_the_recall_and_groups_of_one_verdict(bench, item):
+    """Two answers that missed a recall, with four samples each written by hand: the first's samples recall icy once
+    (and give two verdicts), the second's never (all "No")."""
+    missed_recall = RIGHT.replace("icy means white , cyan and blue . ", "").replace("<answer> Yes", "<answer> No")
+    samples = iter([[RIGHT, missed_recall, missed_recall, missed_recall], [missed_recall] * 4])
+    model = SimpleNamespace(generate_text=lambda prompts, **kw: SimpleNamespace(texts=next(samples)))
+    pair = Pair("t-0:2:naive", 2, "t-0", "palette", "simple", "id", PROMPT, "make it icy", "", "", "naive", 0,
+                "good.png", "bad.png", True)  # fmt: skip
+    pair_set = SimpleNamespace(images=lambda pair, swapped=False: ("first", "second"))
+    templates = QuestionTemplates("{prompt} ?", "{instruction} {prompt} ?")
+    expected = bench.Checklist.of(parse(ICY_SCENE), item, wholes=True)
+    missed = [(Judgement(pair, False, missed_recall), expected), (Judgement(pair, True, missed_recall), expected)]
+    counts = bench.sampled_recalls(model, pair_set, missed, templates, 4, 1.0, 160)
+    assert counts["samples_past_recall"] == 1 and counts["answers_with_a_sample_past_recall"] == 1
+    assert counts["answers_whose_samples_all_give_one_verdict"] == 1 and counts["answers"] == 2
