@@ -27,9 +27,9 @@ oracle's checklist (parts compared as sets, so their order does not count):
     unreadable  the oracle cannot read the first image
 
 Reported per split: answers and wrong answers at each step. `--pairs train` asks RLVR's own training pairs instead
-(`rlvr/pairs/train-*`), and `--recall_samples N` then samples N answers at RLVR's temperature to each greedy answer
-that misses a recall: how many samples recall every asked concept, and how many answers' samples all give one
-verdict (groups GRPO learns nothing from): what RLVR could reinforce.
+(`rlvr/pairs/train-*`), and `--recall_samples N` then samples N answers (at `--temperature`, default RLVR's 1.0) to
+each greedy answer that misses a recall: how many samples recall every asked concept, and how many answers' samples
+all give one verdict (groups GRPO learns nothing from): what RLVR could reinforce.
 """
 
 from __future__ import annotations
@@ -159,8 +159,8 @@ def sampled_recalls(
     for k, (judgement, expected) in enumerate(missed):
         texts = model.generate_text(
             [templates.text(judgement.pair)] * n, images=[pair_set.images(judgement.pair, judgement.swapped)] * n,
-            max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, seeds=list(range(k * n, (k + 1) * n)),
-            response_prefix=templates.response_prefix,
+            max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
+            seeds=list(range(k * n, (k + 1) * n)), response_prefix=templates.response_prefix,
         ).texts  # fmt: skip
         texts = [join_response(templates.response_prefix, text) for text in texts]
         recalled = sum(first_error(text, expected) not in ("caption", "recall") for text in texts)
