@@ -172,6 +172,25 @@ def test_building_is_deterministic_and_cached(tmp_path):
     assert other.root != first.root and len(stub.requests) > calls  # another seed is another set
 
 
+def test_a_complete_set_written_meanwhile_is_kept_and_an_incomplete_one_replaced(tmp_path):
+    # Two runs sharing a pair cache can build one set at once; the second to finish must not delete the first's
+    # images under a run already reading them. Built sequentially here: a complete set is there when one is written.
+    first = build_pairs(OneObjectStub(), ITEMS[:4], tmp_path / "p", SETTINGS)
+    written = {p: p.read_bytes() for p in first.root.rglob("*") if p.is_file()}
+    second = build_pairs(LiteralRenderer(), ITEMS[:4], tmp_path / "p", SETTINGS)  # would keep more pairs
+    assert len(first.pairs) < len(build_pairs(LiteralRenderer(), ITEMS[:4], tmp_path / "x", SETTINGS).pairs)
+    assert second.pairs == first.pairs and second.summary == first.summary
+    assert {p: p.read_bytes() for p in first.root.rglob("*") if p.is_file()} == written
+    assert not list(tmp_path.glob(".p.*.tmp"))  # the discarded build leaves no staging directory
+
+    torn = tmp_path / "torn"
+    (torn / "images").mkdir(parents=True)
+    (torn / "images" / "stray.png").write_bytes(b"x")  # a build that died before its summary.json
+    rebuilt = build_pairs(LiteralRenderer(), ITEMS[:4], torn, SETTINGS)
+    assert (torn / SUMMARY_FILE).is_file() and not (torn / "images" / "stray.png").exists()
+    assert load_pairs(torn).pairs == rebuilt.pairs
+
+
 def test_the_model_path_counts_what_a_random_generator_gets_dropped(tmp_path):
     umm = JanusUMM.from_shape("shapeworld-tiny", seed=0)
     pairs = build_pairs(umm, ITEMS[:2], tmp_path / "p", PairSettings(seed=0, failures=("naive",), model_id="random"))

@@ -429,7 +429,8 @@ def _make_pair(candidate: Candidate, good_first: bool) -> Pair:
 
 def build_pairs(model: PairGenerator, items: Sequence[VIEItem], out_dir: str | os.PathLike, settings: PairSettings,
                 *, where: str = "items") -> PairSet:  # fmt: skip
-    """Generate, verify and order the pairs of `items` and write them to `out_dir` (replaced atomically)."""
+    """Generate, verify and order the pairs of `items` and write them to `out_dir` (renamed into place); a complete
+    set that another run wrote there meanwhile is kept and returned instead."""
     check_pair_items(items, where)
     out_dir = Path(out_dir)
     found = candidates(items, settings)
@@ -466,14 +467,16 @@ def build_pairs(model: PairGenerator, items: Sequence[VIEItem], out_dir: str | o
                 for kind in kinds
             },
         }
-    _write_pair_set(out_dir, pairs, summary, {request: images[request] for request in requests})
+    if not _write_pair_set(out_dir, pairs, summary, {request: images[request] for request in requests}):
+        return load_pairs(out_dir)
     return PairSet(out_dir, pairs, summary)
 
 
 def _write_pair_set(
     out_dir: Path, pairs: list[Pair], summary: dict[str, Any], images: dict[tuple[str, int], Image.Image]
-) -> None:
-    """Write images, pairs.jsonl and summary.json into a staging directory, then rename it into place."""
+) -> bool:
+    """Write images, pairs.jsonl and summary.json into a staging directory, then rename it into place; False (and
+    nothing written) when a complete set is already there."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -484,9 +487,14 @@ def _write_pair_set(
         lines = "".join(json.dumps(asdict(p), ensure_ascii=False) + "\n" for p in pairs)
         (staging / PAIRS_FILE).write_text(lines, encoding="utf-8")
         (staging / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        if out_dir.exists():  # an incomplete set (no summary.json) or a rebuild: the new one replaces it
+        # Runs that share a pair cache may build the same set at once (same key, so the same pairs): the first
+        # complete one stays, as the others may already be reading its images. An incomplete one is replaced.
+        if (out_dir / SUMMARY_FILE).is_file():
+            return False
+        if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
+        return True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
