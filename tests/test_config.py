@@ -10,7 +10,7 @@ import yaml
 
 from seer.config import parse, save_config
 from seer.errors import SeerError
-from seer.train import rlmt, rlvr
+from seer.train import pretrain, rlmt, rlvr
 
 
 @dataclass
@@ -114,3 +114,9 @@ def test_the_embedded_recipes_are_what_seer_run_uses(stage):
     recipe = Path(__file__).parents[1] / "recipes" / stage / "shapeworld-tiny.yaml"
     values = yaml.safe_load(recipe.read_text())
     assert len(values) > 20 and {k: v for k, v in values.items() if defaults[k] != v} == {}
+
+
+def test_pretraining_without_a_recipe_uses_the_shipped_models_corpus():
+    """`seer pretrain` with no --config once trained run23's corpus while the recipe and the help named run33's."""
+    recipe = yaml.safe_load((Path(__file__).parents[1] / "recipes" / "pretrain" / "shapeworld-tiny.yaml").read_text())
+    assert pretrain.PretrainArgs(output_dir="x").corpus == recipe["corpus"] == "run33"

@@ -100,7 +100,7 @@ class PretrainArgs:
     seed: int = field(default=0, metadata={"help": "Seed of the initial weights and of every batch."})
     model_shape: str = field(default="shapeworld-tiny", metadata={"help": "Model shape (seer.models.janus.SHAPES)."})
     corpus: str = field(
-        default="run23",
+        default="run33",
         metadata={"help": "Corpus version (corpus.CORPUS_VERSIONS; run33: the shipped model's; others: other runs' "
                           "in benchmarks/RESULTS.md)."},
     )
