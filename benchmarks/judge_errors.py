@@ -26,7 +26,8 @@ oracle's checklist (parts compared as sets, so their order does not count):
     right       the whole checklist is the oracle's
     unreadable  the oracle cannot read the first image
 
-Reported per split: answers and wrong answers at each step. `--pairs train` asks RLVR's own training pairs instead
+Reported per split: answers and wrong answers at each step, and for the answers that miss a recall, which
+concepts their thinks recalled instead, per instruction (`--misses N` prints the N most frequent). `--pairs train` asks RLVR's own training pairs instead
 (`rlvr/pairs/train-*`), and `--recall_samples N` then samples N answers (at `--temperature`, default RLVR's 1.0) to
 each greedy answer that misses a recall: how many samples recall every asked concept, and how many answers' samples
 all give one verdict (groups GRPO learns nothing from): what RLVR could reinforce.
@@ -54,7 +55,7 @@ from seer.models.adapters import EVALUATOR
 from seer.models.base import UnifiedModel
 from seer.rl.rewards import extract_verdict
 from seer.worlds.shapeworld.concept_checks import concept_marks, marks_text
-from seer.worlds.shapeworld.concepts import get_concept
+from seer.worlds.shapeworld.concepts import get_concept, recalled_concept
 from seer.worlds.shapeworld.grammar import describe
 from seer.worlds.shapeworld.keep_checks import record_mark
 from seer.worlds.shapeworld.oracle import parse_image
@@ -131,6 +132,23 @@ def first_error(answer: str, expected: Checklist | None) -> str:
     return "keep marks" if parts(keep) != parts(expected.keep) else "right"
 
 
+def recalled_names(answer: str) -> tuple[str, ...]:
+    """The concepts whose definitions the think of `answer` states, in the order it states them."""
+    found = (recalled_concept(sentence) for sentence in think_of(answer).split(" . "))
+    return tuple(dict.fromkeys(concept.name for concept in found if concept is not None))
+
+
+def miss_table(misses: collections.Counter, wrong: collections.Counter) -> list[dict]:
+    """The recall misses per (split, instruction, asked concepts, recalled concepts), most frequent first."""
+    rows = []
+    for key, n in misses.most_common():
+        split, text, asked, got = key
+        rows.append(
+            dict(split=split, instruction=text, asked=list(asked), recalled=list(got), answers=n, wrong=wrong[key])
+        )
+    return rows
+
+
 def pair_source(run: Path, which: str) -> tuple[PairSet, dict[str, VIEItem]]:
     """The stage-2 pairs `which` ("eval": `seer eval`'s, "train": RLVR's own) of a run folder, and their items."""
     folder, prefix, items_file = {
@@ -200,6 +218,7 @@ def main() -> None:
         help="Also sample this many answers to each greedy answer that misses a recall.",
     )
     parser.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature (RLVR's).")
+    parser.add_argument("--misses", type=int, default=0, help="Print the N most frequent recall misses.")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -220,6 +239,8 @@ def main() -> None:
     counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     oracle_right: list[bool] = []
     missed = []
+    misses: collections.Counter = collections.Counter()
+    misses_wrong: collections.Counter = collections.Counter()
     with model.no_adapter() if args.zero_shot else model.use_adapter(EVALUATOR):
         for swapped in (False, True):
             judgements = judge_pairs(
@@ -235,6 +256,10 @@ def main() -> None:
                 step = first_error(judgement.completion, expected)
                 if step == "recall":
                     missed.append((judgement, expected))
+                    item = items[pair.item_id]
+                    key = (pair.split, item.instruction, tuple(item.concepts), recalled_names(judgement.completion))
+                    misses[key] += 1
+                    misses_wrong[key] += not judgement.correct
                 for split in (pair.split, "all"):
                     counts[split][step] += 1
                     counts[split][f"{step} (wrong)"] += not judgement.correct
@@ -253,6 +278,7 @@ def main() -> None:
         "mode": "zero_shot" if args.zero_shot else "trained",
         "oracle_checklist_agrees_with_labels": round(sum(oracle_right) / max(1, len(oracle_right)), 4),
         "counts": {split: dict(sorted(c.items())) for split, c in sorted(counts.items())},
+        "recall_misses": miss_table(misses, misses_wrong),
         **({"recall_samples": samples} if args.recall_samples else {}),
     }
     print(
@@ -266,6 +292,11 @@ def main() -> None:
         cells = [f"{counts[s][step]} ({counts[s][step + ' (wrong)']})" for s in splits]
         print(f"| {step} | " + " | ".join(cells) + " |")
     print("| **all** | " + " | ".join(f"{counts[s]['answers']} ({counts[s]['wrong']})" for s in splits) + " |")
+    if args.misses:
+        print("| recall misses: answers (wrong) | split | instruction | asked | recalled |\n|---|---|---|---|---|")
+        for row in report["recall_misses"][: args.misses]:
+            asked, got = ", ".join(row["asked"]), ", ".join(row["recalled"]) or "none"
+            print(f"| {row['answers']} ({row['wrong']}) | {row['split']} | {row['instruction']} | {asked} | {got} |")
     if args.recall_samples:
         print("samples for the greedy answers that miss a recall: " + json.dumps(samples))
     if args.out:

@@ -1,6 +1,7 @@
 """benchmarks/judge_errors.py: the oracle's checklist for an instruction question, and the first step where an
 answer's checklist differs from it."""
 
+import collections
 from types import SimpleNamespace
 
 import pytest
@@ -88,3 +89,23 @@ def test_sampled_recalls_counts_samples_past_the_recall_and_groups_of_one_verdic
     counts = bench.sampled_recalls(model, pair_set, missed, templates, 4, 1.0, 160)
     assert counts["samples_past_recall"] == 1 and counts["answers_with_a_sample_past_recall"] == 1
     assert counts["answers_whose_samples_all_give_one_verdict"] == 1 and counts["answers"] == 2
+
+
+def test_recalled_names_are_the_concepts_whose_definitions_the_think_states_in_order(bench):
+    night = bench.spaced(get_concept("night").definition)
+    assert bench.recalled_names(RIGHT) == ("icy",)
+    # A definition stated twice counts once; check sentences and the caption name no concept.
+    answer = RIGHT.replace("icy means", f"{night} . icy means").replace(" . keep", f" . {night} . keep")
+    assert bench.recalled_names(answer) == ("night", "icy")
+    assert bench.recalled_names(RIGHT.replace("icy means white , cyan and blue . ", "")) == ()
+
+
+def test_miss_table_lists_each_instruction_and_recall_once_most_frequent_first(bench):
+    rare, common = ("id", "make it icy", ("icy",), ()), ("ood", "fire on ice", ("frozen fire",), ("fire",))
+    misses = collections.Counter({rare: 1, common: 3})
+    rows = bench.miss_table(misses, collections.Counter({common: 2}))
+    assert [(r["instruction"], r["answers"], r["wrong"]) for r in rows] == [
+        ("fire on ice", 3, 2),
+        ("make it icy", 1, 0),
+    ]
+    assert rows[0]["asked"] == ["frozen fire"] and rows[0]["recalled"] == ["fire"] and rows[1]["recalled"] == []
