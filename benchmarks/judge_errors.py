@@ -21,7 +21,7 @@ oracle's checklist (parts compared as sets, so their order does not count):
     caption     the description is not the oracle's reading of the first image
     recall      a concept the item asks for is not recalled (its definition is not one of the think's sentences)
     concept     every asked concept recalled, but the concept checks name other parts or give other marks
-    keep list   the keep check names other parts than the spec's keep records
+    keep list   the keep check names other parts than the spec's keep records (counted apart too: no keep check)
     keep marks  the same parts, other marks
     right       the whole checklist is the oracle's
     unreadable  the oracle cannot read the first image
@@ -130,6 +130,11 @@ def first_error(answer: str, expected: Checklist | None) -> str:
     if unmarked(keep) != unmarked(expected.keep):
         return "keep list"
     return "keep marks" if parts(keep) != parts(expected.keep) else "right"
+
+
+def writes_keep_check(answer: str) -> bool:
+    """Whether the think of `answer` has a keep check (a keep-list error without one is an error of its own kind)."""
+    return " . keep : " in think_of(answer)
 
 
 def recalled_names(answer: str) -> tuple[str, ...]:
@@ -260,9 +265,12 @@ def main() -> None:
                     key = (pair.split, item.instruction, tuple(item.concepts), recalled_names(judgement.completion))
                     misses[key] += 1
                     misses_wrong[key] += not judgement.correct
+                no_keep = step == "keep list" and not writes_keep_check(judgement.completion)
                 for split in (pair.split, "all"):
                     counts[split][step] += 1
                     counts[split][f"{step} (wrong)"] += not judgement.correct
+                    counts[split]["no keep check"] += no_keep
+                    counts[split]["no keep check (wrong)"] += no_keep and not judgement.correct
                     counts[split]["answers"] += 1
                     counts[split]["wrong"] += not judgement.correct
         if args.recall_samples:
@@ -292,6 +300,8 @@ def main() -> None:
         cells = [f"{counts[s][step]} ({counts[s][step + ' (wrong)']})" for s in splits]
         print(f"| {step} | " + " | ".join(cells) + " |")
     print("| **all** | " + " | ".join(f"{counts[s]['answers']} ({counts[s]['wrong']})" for s in splits) + " |")
+    cells = ", ".join(f"{s} {counts[s]['no keep check']} ({counts[s]['no keep check (wrong)']})" for s in splits)
+    print(f"keep-list answers that write no keep check: {cells}")
     if args.misses:
         print("| recall misses: answers (wrong) | split | instruction | asked | recalled |\n|---|---|---|---|---|")
         for row in report["recall_misses"][: args.misses]:

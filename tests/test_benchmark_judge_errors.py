@@ -109,3 +109,11 @@ def test_miss_table_lists_each_instruction_and_recall_once_most_frequent_first(b
         ("make it icy", 1, 0),
     ]
     assert rows[0]["asked"] == ["frozen fire"] and rows[0]["recalled"] == ["fire"] and rows[1]["recalled"] == []
+
+
+def test_an_answer_without_a_keep_check_is_a_keep_list_error_that_writes_none(bench, item):
+    no_keep = RIGHT.replace(" . keep : a large circle at the center : a large circle Yes , one shape Yes", "")
+    assert no_keep != RIGHT and bench.first_error(no_keep, bench.Checklist.of(parse(ICY_SCENE), item, True)) == (
+        "keep list"
+    )
+    assert bench.writes_keep_check(RIGHT) and not bench.writes_keep_check(no_keep)
