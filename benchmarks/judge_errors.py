@@ -27,10 +27,11 @@ oracle's checklist (parts compared as sets, so their order does not count):
     unreadable  the oracle cannot read the first image
 
 Reported per split: answers and wrong answers at each step, and for the answers that miss a recall, which
-concepts their thinks recalled instead, per instruction (`--misses N` prints the N most frequent). `--pairs train` asks RLVR's own training pairs instead
-(`rlvr/pairs/train-*`), and `--recall_samples N` then samples N answers (at `--temperature`, default RLVR's 1.0) to
-each greedy answer that misses a recall: how many samples recall every asked concept, and how many answers' samples
-all give one verdict (groups GRPO learns nothing from): what RLVR could reinforce.
+concepts their thinks recalled instead, per instruction (`--misses N` prints the N most frequent). `--pairs train`
+asks RLVR's own training pairs instead (`rlvr/pairs/train-*`), and `--recall_samples N` then samples N answers (at
+`--temperature`, default RLVR's 1.0) to each greedy answer that misses a recall: how many samples recall every asked
+concept, and how many answers' samples all give one verdict (groups GRPO learns nothing from): what RLVR could
+reinforce.
 """
 
 from __future__ import annotations

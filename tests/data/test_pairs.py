@@ -7,6 +7,7 @@ candidates whose good text has one object survive).
 """
 
 import json
+import os
 import shutil
 from contextlib import contextmanager
 
@@ -189,6 +190,20 @@ def test_a_complete_set_written_meanwhile_is_kept_and_an_incomplete_one_replaced
     rebuilt = build_pairs(LiteralRenderer(), ITEMS[:4], torn, SETTINGS)
     assert (torn / SUMMARY_FILE).is_file() and not (torn / "images" / "stray.png").exists()
     assert load_pairs(torn).pairs == rebuilt.pairs
+
+
+def test_a_set_that_lands_between_the_check_and_the_rename_is_kept(tmp_path, monkeypatch):
+    other = build_pairs(OneObjectStub(), ITEMS[:4], tmp_path / "other", SETTINGS)
+    rename = os.replace
+
+    def another_run_lands_first(src, dst):
+        shutil.copytree(other.root, dst)  # another run's complete set arrives just before ours is renamed
+        rename(src, dst)  # the real rename then fails: the target is a non-empty directory
+
+    monkeypatch.setattr("seer.data.pairs.os.replace", another_run_lands_first)
+    kept = build_pairs(LiteralRenderer(), ITEMS[:4], tmp_path / "p", SETTINGS)
+    assert kept.pairs == other.pairs and kept.root == tmp_path / "p"
+    assert not list(tmp_path.glob(".p.*.tmp"))
 
 
 def test_the_model_path_counts_what_a_random_generator_gets_dropped(tmp_path):

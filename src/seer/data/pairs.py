@@ -493,7 +493,12 @@ def _write_pair_set(
             return False
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        try:
+            os.replace(staging, out_dir)
+        except OSError:  # a directory is not renamed onto a non-empty one: another run's set landed just now
+            if (out_dir / SUMMARY_FILE).is_file():
+                return False
+            raise
         return True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
