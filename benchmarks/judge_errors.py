@@ -3,20 +3,13 @@ oracle's.
 
     python benchmarks/judge_errors.py runs/NAME [--zero_shot] [--pairs train --recall_samples 16] [--out FILE]
 
-The embedded model answers "does the first image match the instruction better than the second image ?" with the
-checklist pre-training taught it (docs/embedded-model.md): it describes the first image, recalls each concept it
-finds in the instruction and checks it part by part, then checks what the concepts keep of the prompt; the verdict is
-Yes when every mark is:
-
-    <think> the first image shows a large blue circle at the center on a white background . icy means white , cyan
-    and blue . the background white Yes , the blue circle Yes . keep : a large circle at the center : a large circle
-    Yes , one shape Yes </think> <answer> Yes </answer>
-
-The same checklist written from the oracle's reading of the first image and the item's spec is the oracle's verdict
-(its agreement with the pair labels is reported). For the stage-2 pairs of a `seer run` folder's evaluation pairs
-(`eval-evaluator/pairs`), in both orders, answered greedily as `seer eval --suite evaluator` answers them (with the
-run's evaluator adapter, or none with --zero_shot), each answer gets the first step where it differs from the
-oracle's checklist (parts compared as sets, so their order does not count):
+The evaluator answers an instruction question with the checklist pre-training taught it, whose verdict is the AND of
+its marks; the same checklist written from the oracle's reading of the first image and the item's spec is the
+oracle's verdict (`seer.worlds.shapeworld.checklist`; its agreement with the pair labels is reported). For the
+stage-2 pairs of a `seer run` folder's evaluation pairs (`eval-evaluator/pairs`), in both orders, answered greedily as
+`seer eval --suite evaluator` answers them (with the run's evaluator adapter, or none with --zero_shot), each answer
+gets the first step where it differs from the oracle's checklist (parts compared as sets, so their order does not
+count):
 
     caption     the description is not the oracle's reading of the first image
     recall      a concept the item asks for is not recalled (its definition is not one of the think's sentences)
@@ -41,7 +34,6 @@ import collections
 import datetime
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -55,87 +47,9 @@ from seer.formats import join_response
 from seer.models.adapters import EVALUATOR
 from seer.models.base import UnifiedModel
 from seer.rl.rewards import extract_verdict
-from seer.worlds.shapeworld.concept_checks import concept_marks, marks_text
-from seer.worlds.shapeworld.concepts import get_concept, recalled_concept
-from seer.worlds.shapeworld.grammar import describe
-from seer.worlds.shapeworld.keep_checks import record_mark
+from seer.worlds.shapeworld.checklist import STEPS, Checklist, first_error, think_of, writes_keep_check
+from seer.worlds.shapeworld.concepts import recalled_concept
 from seer.worlds.shapeworld.oracle import parse_image
-from seer.worlds.shapeworld.scene import Scene
-
-STEPS = ("caption", "recall", "concept", "keep list", "keep marks", "right", "unreadable")
-OPENING = "the first image shows "
-
-
-def spaced(text: str) -> str:
-    """`text` as the word-level tokenizer decodes it: commas spaced ("white , cyan"), single spaces."""
-    return " ".join(text.replace(",", " , ").split())
-
-
-def parts(text: str) -> set[str]:
-    """The sentences and comma-separated parts of checklist text, as a set."""
-    return {p for sentence in text.split(" . ") for p in sentence.split(" , ") if p}
-
-
-def unmarked(text: str) -> set[str]:
-    """The parts of checklist text without their Yes/No marks."""
-    return {p.rsplit(" ", 1)[0] if p.endswith((" Yes", " No")) else p for p in parts(text)}
-
-
-@dataclass(frozen=True)
-class Checklist:
-    """The checklist the oracle would write for an item's instruction question about one image (decoded spacing)."""
-
-    caption: str
-    definitions: tuple[str, ...]  # one per concept the item asks for
-    concepts: str  # each definition followed by its marks, as pre-training writes them
-    keep: str  # the keep marks of the spec's keep records
-    passed: bool  # every mark holds: the oracle's verdict
-
-    @classmethod
-    def of(cls, scene: Scene, item: VIEItem, wholes: bool) -> Checklist:
-        concepts = [get_concept(name) for name in item.concepts]
-        sentences, marks = [], []
-        for concept in concepts:
-            sentences.append(concept.definition)
-            concept_part = concept_marks(scene, concept, wholes)
-            if concept_part:
-                sentences.append(marks_text(concept_part))
-            marks += concept_part
-        keep = [record_mark(record, scene) for record in (item.spec or {}).get("keep", [])]
-        return cls(
-            caption=spaced(describe(scene)),
-            definitions=tuple(spaced(concept.definition) for concept in concepts),
-            concepts=spaced(" . ".join(sentences)),
-            keep=spaced(marks_text(keep)),
-            passed=all(ok for _, ok in marks + keep),
-        )
-
-
-def think_of(answer: str) -> str:
-    """The think block of an answer, decoded spacing, without its tags."""
-    return spaced(answer.split("</think>")[0].replace("<think>", " "))
-
-
-def first_error(answer: str, expected: Checklist | None) -> str:
-    """The first step (`STEPS`) where `answer`'s checklist differs from the oracle's (`expected`; None: unreadable)."""
-    if expected is None:
-        return "unreadable"
-    caption, _, body = think_of(answer).removeprefix(OPENING).partition(" . ")
-    if caption != expected.caption:
-        return "caption"
-    concepts, _, keep = body.partition(" . keep : ")
-    if any(definition not in concepts.split(" . ") for definition in expected.definitions):
-        return "recall"
-    if parts(concepts) != parts(expected.concepts):
-        return "concept"
-    if unmarked(keep) != unmarked(expected.keep):
-        return "keep list"
-    return "keep marks" if parts(keep) != parts(expected.keep) else "right"
-
-
-def writes_keep_check(answer: str) -> bool:
-    """Whether the think of `answer` has a keep check (a keep-list error without one is an error of its own kind)."""
-    return " . keep : " in think_of(answer)
 
 
 def recalled_names(answer: str) -> tuple[str, ...]:
