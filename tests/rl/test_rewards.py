@@ -8,10 +8,20 @@ import math
 
 import numpy as np
 import pytest
+from checklist_example import ICY_SCENE, NO_RECALL, RIGHT, icy_item
 from transformers import TrainerControl, TrainerState
 
 from seer.rl.health import RewardHealthMonitor, RewardTap, reward_health
-from seer.rl.rewards import RLVR_REWARDS, accuracy_reward, after_response_prefix, extract_verdict, format_reward
+from seer.rl.rewards import (
+    RLVR_REWARDS,
+    accuracy_reward,
+    after_response_prefix,
+    checklist_reward,
+    extract_verdict,
+    format_reward,
+)
+from seer.worlds.shapeworld.checklist import Checklist
+from seer.worlds.shapeworld.grammar import parse
 
 # (completion, solution, format reward, accuracy reward)
 TABLE = [
@@ -208,3 +218,10 @@ def test_monitor_stops_on_constant_rewards_when_configured(capsys):
     assert "constant_reward_action" in message and capsys.readouterr().err == ""  # the stage prints the message
     with pytest.raises(ValueError, match="constant_action"):
         RewardHealthMonitor(RewardTap(), [1.0], 2, 3, constant_action="ignore")
+
+
+def test_checklist_reward_scores_each_answer_against_its_own_checklist():
+    expected = Checklist.of(parse(ICY_SCENE), icy_item(), wholes=True)
+    as_message = [{"role": "assistant", "content": RIGHT}]
+    rewards = checklist_reward([RIGHT, NO_RECALL, as_message, RIGHT], [expected, expected, expected, None])
+    assert rewards == [1.0, 1 / 5, 1.0, 0.0]  # a prompt pair's row carries no checklist: 0 for the whole group

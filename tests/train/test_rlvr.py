@@ -7,6 +7,7 @@ brings to RLVR (the format, not the task), and it makes GRPO groups differ in re
 adapter. Pair images are exact renders (`pair_generator: renderer`), since random weights draw noise.
 """
 
+import dataclasses
 import json
 import random
 import shutil
@@ -32,9 +33,12 @@ from seer.train.rlvr import (
     check_vocabulary,
     latest_checkpoint,
     load_model,
+    oracle_checklists,
     prepare_output_dir,
     run,
 )
+from seer.worlds.shapeworld.checklist import Checklist
+from seer.worlds.shapeworld.grammar import try_parse
 from seer.worlds.shapeworld.items import generate_items
 from seer.worlds.shapeworld.render import render
 from seer.worlds.shapeworld.scene import random_scene
@@ -174,6 +178,47 @@ def test_curriculum_data_serves_each_step_from_its_stage(tmp_path):
         first, second = pairs.images(pair)
         assert [im.tobytes() for im in row["images"]] == [first.tobytes(), second.tobytes()]
     assert data.last_step_read == 4
+
+
+def drawn_scene(text):
+    """The scene `LiteralRenderer` draws for `text`: its longest literal ending (a naive concatenation's prompt)."""
+    words = text.split()
+    return next(scene for i in range(len(words)) if (scene := try_parse(" ".join(words[i:]))) is not None)
+
+
+def test_the_checklist_reward_reads_the_oracles_checklist_of_the_first_image(tmp_path):
+    items = [item_from_dict(r, "generated") for r in generate_items(0, 1, splits=("id",))]
+    pairs = build_pairs(LiteralRenderer(), items, tmp_path / "pairs", PairSettings(model_id="r"))
+    checklist_of = oracle_checklists(pairs, items)
+    by_id = {item.id: item for item in items}
+    for pair in pairs.pairs:
+        if pair.stage == 1:
+            assert checklist_of(pair) is None
+            continue
+        shown = drawn_scene(pair.good_text if pair.good_first else pair.bad_text)
+        expected = Checklist.of(shown, by_id[pair.item_id], wholes=True)
+        assert checklist_of(pair) == expected and expected.passed == (pair.answer == "Yes")
+
+    state = CurriculumState(first_stage2_step=1, reason="step", decided_at=0)
+    plain = CurriculumData(pairs, RLVRArgs().templates(), prompts_per_step=2, seed=0, state=state)
+    with_checklists = CurriculumData(pairs, RLVRArgs().templates(), 2, 0, state, checklist_of)
+    assert "checklist" not in plain.row(0) and with_checklists.row(0)["checklist"] is not None
+    assert RLVRArgs().rewards()[1] == [1.0, 1.0] and len(RLVRArgs().rewards()[0]) == 2
+    assert RLVRArgs(checklist_weight=0.5).rewards()[1] == [1.0, 1.0, 0.5]
+    with pytest.raises(SeerError, match="needs items with a spec"):
+        oracle_checklists(pairs, [dataclasses.replace(items[0], spec=None)])
+
+
+def test_a_run_with_the_checklist_reward_passes_the_checklists_through_trl(tmp_path, format_weights, small_model):
+    """The fitted answers ("<think> the first image </think> ...") never describe the image as the oracle does, so
+    the checklist reward is 0 throughout; what is checked is that TRL hands the rows' checklists to it and logs it."""
+    out = tmp_path / "run"
+    args = RLVRArgs(**SMALL_RUN, max_steps=2, curriculum_switch_step=1, curriculum_threshold=None, checklist_weight=1.0,
+                    output_dir=str(out))  # fmt: skip
+    assert run(args, small_model(format_weights), "small") == 0
+    rows = metrics(out)
+    assert [r["curriculum/stage"] for r in rows] == [1.0, 2.0]
+    assert [r["rewards/checklist_reward/mean"] for r in rows] == [0.0, 0.0]
 
 
 def test_a_response_prefix_reaches_trls_prompts_and_its_rewards(tmp_path, format_weights, small_model):
@@ -319,6 +364,7 @@ def test_tiny_recipe_speaks_the_tiny_vocabulary_and_janus_recipe_the_papers_prom
     [
         (["--prompt_question", "does it match ?"], "prompt_question: expected the placeholders ['prompt']"),
         (["--reward_weights", "1.0"], "reward_weights: expected 2 weights"),
+        (["--checklist_weight", "-1"], "checklist_weight: expected >= 0"),
         (["--stage2_failures", "lazy"], "stage2_failures"),
         (["--num_generations", "1"], "num_generations: expected an integer >= 2"),
         (["--resume", "true", "--overwrite", "true"], "resume and overwrite"),

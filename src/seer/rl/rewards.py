@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from seer.formats import join_response, parse_answer
+from seer.worlds.shapeworld.checklist import checklist_score
 
 # A completion as TRL passes it: the text, or the assistant message of a conversational prompt.
 Completion = str | list[dict[str, Any]]
@@ -67,6 +68,12 @@ def accuracy_reward(completions: Sequence[Completion], solution: Sequence[str], 
         verdict = extract_verdict(completion_text(completion))
         rewards.append(1.0 if verdict is not None and verdict.lower() == expected.lower() else 0.0)
     return rewards
+
+
+def checklist_reward(completions: Sequence[Completion], checklist: Sequence[Any], **kwargs: Any) -> list[float]:
+    """The share of the checklist steps each completion gets right before its first error, against the oracle's
+    checklist for the first image (`seer.worlds.shapeworld.checklist`; None, as for prompt pairs, scores 0.0)."""
+    return [checklist_score(completion_text(c), expected) for c, expected in zip(completions, checklist, strict=True)]
 
 
 def after_response_prefix(response_prefix: str, funcs: Sequence[RewardFunc]) -> list[RewardFunc]:

@@ -71,10 +71,12 @@ from seer.data.curriculum import (
 from seer.data.pairs import (
     FAILURE_KINDS,
     LiteralRenderer,
+    Pair,
     PairSet,
     PairSettings,
     QuestionTemplates,
     build_or_load_pairs,
+    oracle_view,
     summary_lines,
 )
 from seer.data.vie import VIEItem, load_vie
@@ -85,9 +87,11 @@ from seer.models import UnifiedModel, load_umm, process_state
 from seer.models.adapters import EVALUATOR, LoraSettings
 from seer.models.janus import JanusUMM
 from seer.rl.health import RewardHealthMonitor, RewardTap
-from seer.rl.rewards import RLVR_REWARDS, after_response_prefix, completion_text
+from seer.rl.rewards import RLVR_REWARDS, RewardFunc, after_response_prefix, checklist_reward, completion_text
 from seer.train import run_dir
 from seer.train.grpo import CONSTANT_REWARD_HELP, MAX_NONFINITE_HELP, GuardedGRPOTrainer, build_grpo_trainer
+from seer.worlds.shapeworld.checklist import Checklist
+from seer.worlds.shapeworld.oracle import parse_image
 
 # The tiny model's wording (its vocabulary is seer.worlds.shapeworld.corpus.corpus_words()); the Janus-Pro recipe
 # uses the paper's English wording, system prompt and answer-format suffix instead. Question first, literal text
@@ -218,6 +222,12 @@ class RLVRArgs:
     reward_weights: list[float] = field(
         default_factory=lambda: [1.0, 1.0], metadata={"help": "Weights of the format and accuracy rewards (summed)."}
     )
+    checklist_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of a third reward, not the paper's (ShapeWorld items only): the share of the "
+                          "checklist steps an answer to an instruction pair gets right against the oracle's "
+                          "(seer.worlds.shapeworld.checklist). 0: the paper's two rewards."},
+    )  # fmt: skip
     max_bad_reward_steps: int = field(
         default=10, metadata={"help": "Stop after this many steps in a row of all-zero or non-finite rewards."}
     )
@@ -257,6 +267,8 @@ class RLVRArgs:
         for name, value in (("learning_rate", self.learning_rate), ("temperature", self.temperature)):
             if value <= 0:
                 raise ValueError(f"{name}: expected > 0, got {value}")
+        if self.checklist_weight < 0:
+            raise ValueError(f"checklist_weight: expected >= 0, got {self.checklist_weight}")
         if self.beta < 0 or self.epsilon <= 0:
             raise ValueError(f"beta / epsilon: expected beta >= 0 and epsilon > 0, got {self.beta} / {self.epsilon}")
         if self.curriculum_threshold is not None and self.heldout_items == 0:
@@ -275,6 +287,14 @@ class RLVRArgs:
             self.prompt_question, self.instruction_question, self.answer_suffix, self.system_prompt,
             self.response_prefix,
         )  # fmt: skip
+
+    def rewards(self) -> tuple[list[RewardFunc], list[float]]:
+        """The reward functions and their weights: format and accuracy, then the checklist reward when weighted."""
+        funcs, weights = list(RLVR_REWARDS.values()), list(self.reward_weights)
+        if self.checklist_weight > 0:
+            funcs.append(checklist_reward)
+            weights.append(self.checklist_weight)
+        return funcs, weights
 
 
 ARG_TYPES = (RLVRArgs,)
@@ -357,6 +377,27 @@ def pair_source(args: RLVRArgs, model: JanusUMM, model_id: str) -> tuple[JanusUM
     return generator, settings
 
 
+def oracle_checklists(pairs: PairSet, items: Sequence[VIEItem]) -> Callable[[Pair], Checklist | None]:
+    """pair -> the oracle's checklist for the first image its question shows (`checklist_weight`): instruction pairs
+    only (a prompt pair's answer is another checklist; None scores 0 for a whole group, so it changes no advantage),
+    None where the oracle cannot read the image; each computed once."""
+    by_id = {item.id: item for item in items}
+    if missing := [item.id for item in items if not item.spec]:
+        raise SeerError(f"checklist_weight: the oracle's checklist needs items with a spec; {missing[0]} has none")
+    cache: dict[str, Checklist | None] = {}
+
+    def checklist_of(pair: Pair) -> Checklist | None:
+        if pair.stage != INSTRUCTION_STAGE:
+            return None
+        if pair.id not in cache:
+            scene = parse_image(oracle_view(pairs.images(pair)[0]))
+            # Concepts checked as wholes carry marks since corpus run30 (the shipped model's corpus, run33, has them).
+            cache[pair.id] = None if scene is None else Checklist.of(scene, by_id[pair.item_id], wholes=True)
+        return cache[pair.id]
+
+    return checklist_of
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 4. Curriculum data: what TRL reads
 
@@ -370,8 +411,9 @@ class CurriculumData:
     """
 
     def __init__(self, pairs: PairSet, templates: QuestionTemplates, prompts_per_step: int, seed: int,
-                 state: CurriculumState) -> None:  # fmt: skip
+                 state: CurriculumState, checklist_of: Callable[[Pair], Any] | None = None) -> None:  # fmt: skip
         self.pairs = pairs
+        self.checklist_of = checklist_of  # pair -> the oracle's checklist for its first image (checklist reward)
         self.pools = {stage: pairs.stage(stage) for stage in (PROMPT_STAGE, INSTRUCTION_STAGE)}
         self.templates = templates
         self.prompts_per_step = prompts_per_step
@@ -406,6 +448,7 @@ class CurriculumData:
             "stage": stage,
             "pair_id": pair.id,
             "bad_kind": pair.bad_kind,
+            **({"checklist": self.checklist_of(pair)} if self.checklist_of else {}),
         }
 
     def dataset(self, max_steps: int) -> Dataset:
@@ -508,7 +551,7 @@ def build_trainer(
     model: JanusUMM, args: RLVRArgs, dataset: Dataset, reward_funcs: Sequence[Any], callbacks: list[TrainerCallback]
 ) -> GuardedGRPOTrainer:
     """TRL's GRPOTrainer on the model's PEFT module, with the evaluator adapter active and trainable."""
-    return build_grpo_trainer(model, args, dataset, reward_funcs, args.reward_weights, callbacks,
+    return build_grpo_trainer(model, args, dataset, reward_funcs, args.rewards()[1], callbacks,
                               response_prefix=args.response_prefix)  # fmt: skip
 
 
@@ -559,7 +602,8 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
     if resume_from is not None:
         state = CurriculumState.from_dict(json.loads((resume_from / CURRICULUM_FILE).read_text(encoding="utf-8")))
         print(f"resuming from {resume_from}")
-    data = CurriculumData(train_pairs, templates, args.prompts_per_step, args.seed, state)
+    checklist_of = oracle_checklists(train_pairs, train_items) if args.checklist_weight > 0 else None
+    data = CurriculumData(train_pairs, templates, args.prompts_per_step, args.seed, state, checklist_of)
     data.check_pools(rule, args.max_steps)
 
     def measure() -> tuple[float, list[Judgement]]:  # only called with held-out pairs (checked above)
@@ -568,7 +612,8 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
         )
 
     tap = RewardTap()
-    health = RewardHealthMonitor(tap, args.reward_weights, args.num_generations, args.max_bad_reward_steps,
+    funcs, weights = args.rewards()
+    health = RewardHealthMonitor(tap, weights, args.num_generations, args.max_bad_reward_steps,
                                  constant_action=args.constant_reward_action)  # fmt: skip
     callbacks: list[TrainerCallback] = [
         health,
@@ -577,7 +622,7 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
         ProgressCallback(out / METRICS_FILE, tap, sample_every=args.curriculum_eval_steps),
     ]
     # The tap records whole answers (prefix included): the health checks and printed samples read those.
-    reward_funcs = after_response_prefix(args.response_prefix, tap.wrap(list(RLVR_REWARDS.values())))
+    reward_funcs = after_response_prefix(args.response_prefix, tap.wrap(funcs))
     trainer = build_trainer(model, args, data.dataset(args.max_steps), reward_funcs, callbacks)
     train_start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
