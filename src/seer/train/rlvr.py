@@ -18,7 +18,8 @@ TRL's GRPOTrainer -> train -> final adapter. It writes into ``output_dir``:
 
 Algorithm (TRL's GRPOTrainer does the optimisation; the choices below are ours or the authors'):
 
-- Rewards: format (strict) + accuracy (the authors' Yes/No reading), summed with ``reward_weights`` (`rl.rewards`).
+- Rewards: format (strict) + accuracy (the authors' Yes/No reading), summed with ``reward_weights`` (`rl.rewards`);
+  ``checklist_weight`` > 0 adds a third, not the paper's, for ShapeWorld items (docs/decisions.md).
 - Loss: ``loss_type`` "grpo" (token mean per sequence, then batch mean) as in the authors' trainer; advantages
   normalised by the group's reward std; one update per rollout (``num_iterations`` 1), so the clip is inert.
 - KL (k3) to the adapter-free base model with weight ``beta``: the base is SEER's frozen reference.
