@@ -47,15 +47,8 @@ from seer.formats import join_response
 from seer.models.adapters import EVALUATOR
 from seer.models.base import UnifiedModel
 from seer.rl.rewards import extract_verdict
-from seer.worlds.shapeworld.checklist import STEPS, Checklist, first_error, think_of, writes_keep_check
-from seer.worlds.shapeworld.concepts import recalled_concept
+from seer.worlds.shapeworld.checklist import STEPS, Checklist, first_error, recalled_names, writes_keep_check
 from seer.worlds.shapeworld.oracle import parse_image
-
-
-def recalled_names(answer: str) -> tuple[str, ...]:
-    """The concepts whose definitions the think of `answer` states, in the order it states them."""
-    found = (recalled_concept(sentence) for sentence in think_of(answer).split(" . "))
-    return tuple(dict.fromkeys(concept.name for concept in found if concept is not None))
 
 
 def miss_table(misses: collections.Counter, wrong: collections.Counter) -> list[dict]:

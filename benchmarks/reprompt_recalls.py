@@ -5,7 +5,7 @@
 A reprompt's think states the definitions of the concepts it will apply ("icy means white , cyan and blue . a row
 means ..."). For every evaluation item of each run's `eval-reprompt/results.json`, and for SEER's and the base
 model's (zero-shot) reprompt, the think's sentences are matched to concept definitions
-(`seer.worlds.shapeworld.concepts.recalled_concept`) and compared with the item's concepts (the run's
+(`seer.worlds.shapeworld.checklist.recalled_names`) and compared with the item's concepts (the run's
 `data/eval.jsonl`). Reported per system and difficulty: the share of thinks that recall every asked concept, the
 share that recall a concept the item does not ask for (a stray recall), and the oracle pass rate within each group.
 A hard item asks two things; a reprompt that recalls only one of them rarely passes (RESULTS, runs 30 and 31).
@@ -20,16 +20,14 @@ import json
 from pathlib import Path
 
 from seer.data.vie import load_vie
-from seer.worlds.shapeworld.concepts import recalled_concept
+from seer.worlds.shapeworld.checklist import recalled_names
 
 SYSTEMS = ("seer", "zero_shot")
 
 
 def recalled(raw: str) -> set[str]:
     """The concept names whose definitions the answer's think states, one per sentence (" . " separated)."""
-    think = raw.split("</think>")[0].replace("<think>", "")
-    found = (recalled_concept(sentence) for sentence in think.split(" . "))
-    return {concept.name for concept in found if concept is not None}
+    return set(recalled_names(raw))
 
 
 def recall_profile(raw: str, asked: list[str]) -> tuple[bool, bool]:

@@ -10,8 +10,7 @@ from checklist_example import ICY_SCENE, NO_RECALL, PROMPT, RIGHT, icy_item
 
 from seer.data.pairs import Pair, QuestionTemplates
 from seer.eval.evaluator import Judgement
-from seer.worlds.shapeworld.checklist import Checklist, spaced
-from seer.worlds.shapeworld.concepts import get_concept
+from seer.worlds.shapeworld.checklist import Checklist
 from seer.worlds.shapeworld.grammar import parse
 
 
@@ -40,15 +39,6 @@ def test_sampled_recalls_counts_samples_past_the_recall_and_groups_of_one_verdic
     counts = bench.sampled_recalls(model, pair_set, missed, templates, 4, 1.0, 160)
     assert counts["samples_past_recall"] == 1 and counts["answers_with_a_sample_past_recall"] == 1
     assert counts["answers_whose_samples_all_give_one_verdict"] == 1 and counts["answers"] == 2
-
-
-def test_recalled_names_are_the_concepts_whose_definitions_the_think_states_in_order(bench):
-    night = spaced(get_concept("night").definition)
-    assert bench.recalled_names(RIGHT) == ("icy",)
-    # A definition stated twice counts once; check sentences and the caption name no concept.
-    answer = RIGHT.replace("icy means", f"{night} . icy means").replace(" . keep", f" . {night} . keep")
-    assert bench.recalled_names(answer) == ("night", "icy")
-    assert bench.recalled_names(NO_RECALL) == ()
 
 
 def test_miss_table_lists_each_instruction_and_recall_once_most_frequent_first(bench):

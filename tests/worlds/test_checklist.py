@@ -4,7 +4,15 @@ and the share of steps it gets right."""
 import pytest
 from checklist_example import ICY_SCENE, NO_RECALL, PROMPT, RIGHT, icy_item
 
-from seer.worlds.shapeworld.checklist import Checklist, checklist_score, first_error, writes_keep_check
+from seer.worlds.shapeworld.checklist import (
+    Checklist,
+    checklist_score,
+    first_error,
+    recalled_names,
+    spaced,
+    writes_keep_check,
+)
+from seer.worlds.shapeworld.concepts import get_concept
 from seer.worlds.shapeworld.grammar import parse
 
 
@@ -64,3 +72,12 @@ def test_checklist_score_is_the_share_of_steps_right_before_the_first_error(item
     assert checklist_score(NO_RECALL, expected) == 1 / 5  # the caption only
     assert checklist_score(RIGHT.replace(ICY_SCENE, PROMPT), expected) == 0.0  # the caption already differs
     assert checklist_score(RIGHT, None) == 0.0  # nothing to compare with
+
+
+def test_recalled_names_are_the_concepts_whose_definitions_the_think_states_in_order():
+    night = spaced(get_concept("night").definition)
+    assert recalled_names(RIGHT) == ("icy",)
+    # A definition stated twice counts once; check sentences and the caption name no concept.
+    answer = RIGHT.replace("icy means", f"{night} . icy means").replace(" . keep", f" . {night} . keep")
+    assert recalled_names(answer) == ("night", "icy")
+    assert recalled_names(NO_RECALL) == ()

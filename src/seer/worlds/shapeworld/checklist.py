@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from seer.data.vie import VIEItem
 from seer.worlds.shapeworld.concept_checks import concept_marks, marks_text
-from seer.worlds.shapeworld.concepts import get_concept
+from seer.worlds.shapeworld.concepts import get_concept, recalled_concept
 from seer.worlds.shapeworld.grammar import describe
 from seer.worlds.shapeworld.keep_checks import record_mark
 from seer.worlds.shapeworld.scene import Scene
@@ -80,6 +80,13 @@ class Checklist:
 def think_of(answer: str) -> str:
     """The think block of an answer, decoded spacing, without its tags."""
     return spaced(answer.split("</think>")[0].replace("<think>", " "))
+
+
+def recalled_names(answer: str) -> tuple[str, ...]:
+    """The concepts whose definitions the think of `answer` states, one per sentence, in the order it first states
+    them (the evaluator's and the reprompter's thinks alike)."""
+    found = (recalled_concept(sentence) for sentence in think_of(answer).split(" . "))
+    return tuple(dict.fromkeys(concept.name for concept in found if concept is not None))
 
 
 def first_error(answer: str, expected: Checklist | None) -> str:
