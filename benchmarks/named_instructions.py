@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 
 from seer.data.pairs import PAIRS_FILE
+from seer.data.vie import load_vie
 
 
 def named(instruction: str, concepts: list[str]) -> str:
@@ -40,8 +41,7 @@ def copy_named(run: Path, out: Path) -> None:
     """Write the named copy of `run` into `out` (which must not exist)."""
     out.mkdir(parents=True)
     (out / "data").mkdir()
-    items = [json.loads(line) for line in (run / "data" / "eval.jsonl").read_text(encoding="utf-8").splitlines()]
-    concepts_of = {item["id"]: item["concepts"] for item in items}
+    concepts_of = {item.id: item.concepts for item in load_vie(run / "data" / "eval.jsonl")}
     rewrite_jsonl(run / "data" / "eval.jsonl", out / "data" / "eval.jsonl", concepts_of, "id")
     shutil.copy(run / "data" / "train.jsonl", out / "data" / "train.jsonl")
     pairs = run / "eval-evaluator" / "pairs"
