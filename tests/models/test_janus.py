@@ -150,6 +150,22 @@ def test_janus_pro_shapes_have_the_real_language_model_sizes():
         assert len(model.tokenizer) == 102400
 
 
+def test_probe_shapes_change_only_depth_or_width_of_the_embedded_language_model():
+    base = JanusUMM.from_shape("shapeworld-tiny", device="meta")
+    vocab = len(base.tokenizer)
+    for name, (hidden, inter, layers, heads) in {
+        "shapeworld-tiny": (256, 512, 4, 4),
+        "shapeworld-tiny-l8": (256, 512, 8, 4),
+        "shapeworld-tiny-w384": (384, 1024, 4, 6),
+    }.items():
+        model = JanusUMM.from_shape(name, device="meta")
+        lm = model.janus.model.language_model
+        expected = vocab * hidden + layers * (4 * hidden**2 + 3 * hidden * inter + 2 * hidden) + hidden
+        assert sum(p.numel() for p in lm.parameters()) == expected, name
+        assert lm.config.num_attention_heads == heads and hidden // heads == 64  # the head size is kept
+        assert model.num_image_tokens == 64 and model.image_size == 32  # the same 8 x 8 image grid
+
+
 def test_build_config_rejects_inconsistent_shapes():
     tok = build_word_tokenizer(["a"])
     tiny = SHAPES["shapeworld-tiny"]
