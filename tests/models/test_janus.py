@@ -139,13 +139,16 @@ def test_to_pil_images_denormalises_by_hand():
 # ---- shapes ----
 
 
+def llama_parameters(vocab: int, hidden: int, inter: int, layers: int) -> int:
+    """Embeddings + per layer (q, k, v, o: 4 H^2; gate, up, down: 3 H I; two RMSNorms) + the final norm."""
+    return vocab * hidden + layers * (4 * hidden**2 + 3 * hidden * inter + 2 * hidden) + hidden
+
+
 def test_janus_pro_shapes_have_the_real_language_model_sizes():
     for name, (hidden, inter, layers) in {"janus-pro-1b": (2048, 5632, 24), "janus-pro-7b": (4096, 11008, 30)}.items():
         model = JanusUMM.from_shape(name, device="meta")
         lm = model.janus.model.language_model
-        # embeddings + per layer (q, k, v, o: 4 H^2; gate, up, down: 3 H I; two RMSNorms) + final norm
-        expected = 102400 * hidden + layers * (4 * hidden**2 + 3 * hidden * inter + 2 * hidden) + hidden
-        assert sum(p.numel() for p in lm.parameters()) == expected
+        assert sum(p.numel() for p in lm.parameters()) == llama_parameters(102400, hidden, inter, layers)
         assert model.num_image_tokens == 576 and model.image_size == 384  # 24 x 24 grid at 384 px
         assert len(model.tokenizer) == 102400
 
@@ -160,8 +163,7 @@ def test_probe_shapes_change_only_depth_or_width_of_the_embedded_language_model(
     }.items():
         model = JanusUMM.from_shape(name, device="meta")
         lm = model.janus.model.language_model
-        expected = vocab * hidden + layers * (4 * hidden**2 + 3 * hidden * inter + 2 * hidden) + hidden
-        assert sum(p.numel() for p in lm.parameters()) == expected, name
+        assert sum(p.numel() for p in lm.parameters()) == llama_parameters(vocab, hidden, inter, layers), name
         assert lm.config.num_attention_heads == heads and hidden // heads == 64  # the head size is kept
         assert model.num_image_tokens == 64 and model.image_size == 32  # the same 8 x 8 image grid
 
