@@ -153,7 +153,9 @@ SHAPES: dict[str, JanusShape] = {
 SHAPES["shapeworld-tiny-l8"] = replace(SHAPES["shapeworld-tiny"], num_layers=8)
 # The embedded model 1.5x as wide (hidden 384, 6 heads of 64 as before): the judge's capacity probe of 2026-11-28
 # (RESULTS; it met every base figure, and its weights were lost before its judge was measured).
-SHAPES["shapeworld-tiny-w384"] = replace(SHAPES["shapeworld-tiny"], hidden_size=384, intermediate_size=1024, num_heads=6)
+SHAPES["shapeworld-tiny-w384"] = replace(
+    SHAPES["shapeworld-tiny"], hidden_size=384, intermediate_size=1024, num_heads=6
+)
 # Janus-Pro's image processor: pixels scaled to [-1, 1].
 IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.5, 0.5, 0.5)
