@@ -68,9 +68,8 @@ def rlvr_step(umm, out, *, device="cpu", max_completion_length=8, bf16=False):
     umm.add_adapter(EVALUATOR, LoraSettings(r=4, alpha=8))
     umm.activate_adapter(EVALUATOR, trainable=True)
     before = {n: p.detach().clone() for n, p in umm.module.named_parameters() if p.requires_grad}
-    args.reward_weights = [1.0, 1.0, 0.01]
     rewards = [*RLVR_REWARDS.values(), length_reward]
-    trainer = build_trainer(umm, args, Dataset.from_list(rows), rewards, [])
+    trainer = build_trainer(umm, args, Dataset.from_list(rows), rewards, [1.0, 1.0, 0.01], [])
     trainer.train()
     return trainer, before
 

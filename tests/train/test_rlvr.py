@@ -38,7 +38,7 @@ from seer.train.rlvr import (
     run,
 )
 from seer.worlds.shapeworld.checklist import Checklist
-from seer.worlds.shapeworld.grammar import try_parse
+from seer.worlds.shapeworld.grammar import parse as parse_scene
 from seer.worlds.shapeworld.items import generate_items
 from seer.worlds.shapeworld.render import render
 from seer.worlds.shapeworld.scene import random_scene
@@ -180,10 +180,12 @@ def test_curriculum_data_serves_each_step_from_its_stage(tmp_path):
     assert data.last_step_read == 4
 
 
-def drawn_scene(text):
-    """The scene `LiteralRenderer` draws for `text`: its longest literal ending (a naive concatenation's prompt)."""
-    words = text.split()
-    return next(scene for i in range(len(words)) if (scene := try_parse(" ".join(words[i:]))) is not None)
+def first_scene(pair, item):
+    """The scene `LiteralRenderer` draws first in an instruction pair: the naive concatenation's prompt (the words in
+    front of it are not literal), else the literal text itself."""
+    if pair.good_first:
+        return parse_scene(pair.good_text)
+    return parse_scene(item.prompt if pair.bad_kind == "naive" else pair.bad_text)
 
 
 def test_the_checklist_reward_reads_the_oracles_checklist_of_the_first_image(tmp_path):
@@ -195,8 +197,7 @@ def test_the_checklist_reward_reads_the_oracles_checklist_of_the_first_image(tmp
         if pair.stage == 1:
             assert checklist_of(pair) is None
             continue
-        shown = drawn_scene(pair.good_text if pair.good_first else pair.bad_text)
-        expected = Checklist.of(shown, by_id[pair.item_id], wholes=True)
+        expected = Checklist.of(first_scene(pair, by_id[pair.item_id]), by_id[pair.item_id], wholes=True)
         assert checklist_of(pair) == expected and expected.passed == (pair.answer == "Yes")
 
     state = CurriculumState(first_stage2_step=1, reason="step", decided_at=0)

@@ -549,10 +549,11 @@ class ProgressCallback(run_dir.StageProgress):
 
 
 def build_trainer(
-    model: JanusUMM, args: RLVRArgs, dataset: Dataset, reward_funcs: Sequence[Any], callbacks: list[TrainerCallback]
+    model: JanusUMM, args: RLVRArgs, dataset: Dataset, reward_funcs: Sequence[Any], reward_weights: Sequence[float],
+    callbacks: list[TrainerCallback],
 ) -> GuardedGRPOTrainer:
     """TRL's GRPOTrainer on the model's PEFT module, with the evaluator adapter active and trainable."""
-    return build_grpo_trainer(model, args, dataset, reward_funcs, args.rewards()[1], callbacks,
+    return build_grpo_trainer(model, args, dataset, reward_funcs, reward_weights, callbacks,
                               response_prefix=args.response_prefix)  # fmt: skip
 
 
@@ -624,7 +625,7 @@ def run(args: RLVRArgs, model: JanusUMM, model_id: str, resume_from: Path | None
     ]
     # The tap records whole answers (prefix included): the health checks and printed samples read those.
     reward_funcs = after_response_prefix(args.response_prefix, tap.wrap(funcs))
-    trainer = build_trainer(model, args, data.dataset(args.max_steps), reward_funcs, callbacks)
+    trainer = build_trainer(model, args, data.dataset(args.max_steps), reward_funcs, weights, callbacks)
     train_start = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     train_seconds = time.perf_counter() - train_start
