@@ -283,6 +283,30 @@ def test_recipes_parse(recipe, backend):
     assert args.reward_weights == [1.0, 1.0] and args.beta > 0 and args.backend == backend
 
 
+def test_the_embedded_recipes_answer_budget_holds_the_oracles_checklist_for_every_default_gold_image():
+    """The judge writes its checklist (seer.worlds.shapeworld.checklist) before the verdict; an answer cut off at
+    `max_completion_length` has none, so it is wrong in RLVR and P(Yes) = 0 in RLMT. The longest such answer among
+    the default items' gold images (a compound layout and a palette on three objects) must fit, with the EOS."""
+    from transformers import PreTrainedTokenizerFast
+
+    from seer.data.build import generate_sets
+    from seer.embedded import EMBEDDED_MODEL_DIR
+
+    (args,) = parse(["--config", str(RECIPES / "shapeworld-tiny.yaml")], ARG_TYPES)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(EMBEDDED_MODEL_DIR)
+    prefix = len(tokenizer(args.response_prefix, add_special_tokens=False).input_ids)
+    train, evaluation = generate_sets(seed=0, n_train_per_cell=25, n_eval_per_cell=25)
+    longest = 0
+    for item in train + evaluation:
+        checklist = Checklist.of(parse_scene(item.gold), item, wholes=True)
+        think = f"the first image shows {checklist.caption} . {checklist.concepts}"
+        think += f" . keep : {checklist.keep}" if checklist.keep else ""
+        answer = tokenizer(format_answer(think, "Yes"), add_special_tokens=False).input_ids
+        assert tokenizer.unk_token_id not in answer, item.id
+        longest = max(longest, len(answer) - prefix + 1)
+    assert 160 < longest <= args.max_completion_length  # 160, the budget before, cut some of them off
+
+
 # ---- the backend key and the shared loader (seer.models.load_umm) ----
 
 

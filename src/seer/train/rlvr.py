@@ -217,7 +217,7 @@ class RLVRArgs:
         metadata={"help": "TRL loss aggregation; grpo: token mean per answer, then batch mean (the authors')."},
     )
     max_completion_length: int = field(
-        default=160, metadata={"help": "Token budget of a sampled answer (checklist thinks need ~100)."}
+        default=224, metadata={"help": "Token budget of a sampled answer (checklist thinks: ~100, up to 200)."}
     )
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of answers (full softmax)."})
     reward_weights: list[float] = field(
