@@ -160,6 +160,7 @@ def test_probe_shapes_change_only_depth_or_width_of_the_embedded_language_model(
         "shapeworld-tiny": (256, 512, 4, 4),
         "shapeworld-tiny-l8": (256, 512, 8, 4),
         "shapeworld-tiny-w384": (384, 1024, 4, 6),
+        "shapeworld-tiny-w512": (512, 1408, 4, 8),
     }.items():
         model = JanusUMM.from_shape(name, device="meta")
         lm = model.janus.model.language_model
