@@ -37,7 +37,7 @@ from seer.train.rlvr import (
     prepare_output_dir,
     run,
 )
-from seer.worlds.shapeworld.checklist import OPENING, Checklist, first_error
+from seer.worlds.shapeworld.checklist import Checklist, first_error
 from seer.worlds.shapeworld.grammar import parse as parse_scene
 from seer.worlds.shapeworld.items import generate_items
 from seer.worlds.shapeworld.render import render
@@ -299,9 +299,7 @@ def test_the_embedded_recipes_answer_budget_holds_the_oracles_checklist_for_ever
     longest = 0
     for item in train + evaluation:
         checklist = Checklist.of(parse_scene(item.gold), item, wholes=True)
-        think = f"{OPENING}{checklist.caption} . {checklist.concepts}"
-        think += f" . keep : {checklist.keep}" if checklist.keep else ""
-        text = format_answer(think, "Yes")
+        text = checklist.answer()
         assert first_error(text, checklist) == "right", item.id  # the answer the checklist's own reader expects
         answer = tokenizer(text, add_special_tokens=False).input_ids
         assert tokenizer.unk_token_id not in answer, item.id

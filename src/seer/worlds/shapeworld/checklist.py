@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seer.data.vie import VIEItem
+from seer.formats import format_answer
 from seer.worlds.shapeworld.concept_checks import concept_marks, marks_text
 from seer.worlds.shapeworld.concepts import get_concept, recalled_concept
 from seer.worlds.shapeworld.grammar import describe
@@ -75,6 +76,12 @@ class Checklist:
             keep=spaced(marks_text(keep)),
             passed=all(ok for _, ok in marks + keep),
         )
+
+    def answer(self) -> str:
+        """The whole answer the oracle would write (decoded spacing): the checklist, then the verdict."""
+        think = f"{OPENING}{self.caption} . {self.concepts}"
+        think += f" . keep : {self.keep}" if self.keep else ""
+        return format_answer(think, "Yes" if self.passed else "No")
 
 
 def think_of(answer: str) -> str:
