@@ -1,6 +1,6 @@
 """Probe: can the evaluator adapter hold the oracle's checklists at all? Supervised fine-tuning on RLVR's own pairs.
 
-    python benchmarks/judge_sft.py runs/NAME OUT [--epochs 3 --learning_rate 5e-4 --stage2_only]
+    python benchmarks/judge_sft.py runs/NAME OUT [--epochs 3 --learning_rate 5e-4 --batch_size 16 --seed 0]
 
 RLVR rewards a verdict; it can only reinforce checklists its samples contain, and at every budget tried they miss the
 same recalls and keep lists (benchmarks/RESULTS.md). This probe asks what an adapter of the same rank learns when it is
