@@ -165,7 +165,7 @@ def main() -> None:
                 scene = parse_image(oracle_view(pair_set.images(pair, swapped=swapped)[0]))
                 expected = None if scene is None else Checklist.of(scene, items[pair.item_id], not args.no_whole_marks)
                 if expected is not None:
-                    oracle_right.append(("Yes" if expected.passed else "No") == judgement.expected)
+                    oracle_right.append(expected.verdict == judgement.expected)
                 step = first_error(judgement.completion, expected)
                 if step == "recall":
                     missed.append((judgement, expected))

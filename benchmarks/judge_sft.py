@@ -32,6 +32,7 @@ import torch
 from seer.data.pairs import Pair, PairSet, oracle_view
 from seer.data.vie import VIEItem
 from seer.eval.command import load_model
+from seer.eval.evaluator import Judgement
 from seer.eval.evaluator_suite import load_rlvr_run
 from seer.models.adapters import EVALUATOR, LoraSettings, adapter_parameters
 from seer.worlds.shapeworld.checklist import Checklist
@@ -52,8 +53,7 @@ def examples(pair_set: PairSet, items: dict[str, VIEItem]) -> tuple[list[tuple[P
                 counts["unreadable"] += 1
                 continue
             checklist = Checklist.of(scene, items[pair.item_id], wholes=True)
-            label = "Yes" if pair.good_first != swapped else "No"
-            if ("Yes" if checklist.passed else "No") != label:
+            if checklist.verdict != Judgement(pair, swapped, completion="").expected:
                 counts["verdict_not_label"] += 1
                 continue
             kept.append((pair, swapped, checklist.answer()))
@@ -118,13 +118,9 @@ def main() -> None:
     (out / "rlvr").mkdir(parents=True, exist_ok=True)
     model.save_adapter(EVALUATOR, out / "rlvr" / EVALUATOR)
     shutil.copy(run / "rlvr" / "config.yaml", out / "rlvr" / "config.yaml")
-    for name in ("data", "eval-evaluator"):
-        link = out / name
-        if not link.exists():
-            link.symlink_to((run / name).resolve())
-    link = out / "rlvr" / "pairs"
-    if not link.exists():
-        link.symlink_to((run / "rlvr" / "pairs").resolve())
+    for name in ("data", "eval-evaluator", "rlvr/pairs"):
+        if not (out / name).exists():
+            (out / name).symlink_to((run / name).resolve())
     report = {"args": vars(args), "counts": counts, "answers": len(data), "seconds": round(time.time() - start),
               "losses": [round(x, 4) for x in losses]}  # fmt: skip
     (out / "sft.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -27,9 +27,10 @@ def test_the_oracles_checklist_is_the_hand_written_one_and_passes_only_when_ever
     assert icy.definitions == ("icy means white , cyan and blue",)
     assert icy.concepts == "icy means white , cyan and blue . the background white Yes , the blue circle Yes"
     assert icy.keep == "a large circle at the center : a large circle Yes , one shape Yes"
-    assert icy.passed and icy.answer() == RIGHT
+    assert icy.passed and icy.verdict == "Yes" and icy.answer() == RIGHT
     red = Checklist.of(parse(PROMPT), item, wholes=True)
-    assert not red.passed and red.answer().endswith(
+    assert not red.passed and red.verdict == "No"
+    assert red.answer().endswith(
         "the red circle No . keep : a large circle at the center : a "
         "large circle Yes , one shape Yes </think> <answer> No </answer>"
     )

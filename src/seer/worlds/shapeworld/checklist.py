@@ -77,11 +77,16 @@ class Checklist:
             passed=all(ok for _, ok in marks + keep),
         )
 
+    @property
+    def verdict(self) -> str:
+        """The oracle's answer, "Yes" or "No"."""
+        return "Yes" if self.passed else "No"
+
     def answer(self) -> str:
         """The whole answer the oracle would write (decoded spacing): the checklist, then the verdict."""
         think = f"{OPENING}{self.caption} . {self.concepts}"
         think += f" . keep : {self.keep}" if self.keep else ""
-        return format_answer(think, "Yes" if self.passed else "No")
+        return format_answer(think, self.verdict)
 
 
 def think_of(answer: str) -> str:
